@@ -1,0 +1,80 @@
+//! Claims of the tokens tollgate issues.
+
+use crate::time::UnixTime;
+use serde::{Deserialize, Serialize};
+
+/// The JOSE `typ` of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// An RFC 9068 access token's claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    /// One audience; RFC 9068 allows an array, but tollgate issues one token per audience.
+    pub aud: String,
+    pub client_id: String,
+    /// Space-separated scopes; omitted when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    pub iat: UnixTime,
+    pub nbf: UnixTime,
+    pub exp: UnixTime,
+    pub jti: String,
+}
+
+impl AccessTokenClaims {
+    /// Whether the token is within its validity window at `now`, allowing `leeway` seconds.
+    pub fn check_times(&self, now: UnixTime, leeway: u64) -> Result<(), TimeCheck> {
+        let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
+        if now.0 >= self.exp.0.saturating_add(leeway) {
+            return Err(TimeCheck::Expired);
+        }
+        if self.nbf.0 > now.0.saturating_add(leeway) || self.iat.0 > now.0.saturating_add(leeway) {
+            return Err(TimeCheck::NotYetValid);
+        }
+        Ok(())
+    }
+}
+
+/// Why a token's time claims do not hold now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeCheck {
+    Expired,
+    NotYetValid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(iat: i64, exp: i64) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "http://127.0.0.1:8080".into(),
+            sub: "tgc_x".into(),
+            aud: "api".into(),
+            client_id: "tgc_x".into(),
+            scope: String::new(),
+            iat: UnixTime(iat),
+            nbf: UnixTime(iat),
+            exp: UnixTime(exp),
+            jti: "j".into(),
+        }
+    }
+
+    #[test]
+    fn expiry_is_exclusive_and_leeway_applies() {
+        let c = claims(100, 200);
+        assert_eq!(c.check_times(UnixTime(199), 0), Ok(()));
+        assert_eq!(c.check_times(UnixTime(200), 0), Err(TimeCheck::Expired));
+        assert_eq!(c.check_times(UnixTime(200), 5), Ok(()));
+        assert_eq!(c.check_times(UnixTime(90), 0), Err(TimeCheck::NotYetValid));
+        assert_eq!(c.check_times(UnixTime(95), 5), Ok(()));
+    }
+
+    #[test]
+    fn empty_scope_is_omitted_on_the_wire() {
+        let json = serde_json::to_value(claims(1, 2)).expect("serializes");
+        assert!(json.get("scope").is_none());
+    }
+}

@@ -1,0 +1,112 @@
+//! Reason codes: the closed vocabulary tollgate uses to explain every refusal.
+//!
+//! Each refusal carries exactly one [`Reason`]. The table in `docs/reasons.md` lists them
+//! all; a test keeps the two in step. Codes are stable: rename one only with a migration
+//! note, since clients match on them.
+
+use std::fmt;
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $desc:literal; )*) => {
+        /// Why tollgate refused (or could not serve) a request.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Reason {
+            /// Every reason, in documentation order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
+
+            /// The stable kebab-case code sent as `reason` in error bodies.
+            #[must_use]
+            pub fn code(self) -> &'static str {
+                match self { $(Reason::$variant => $code,)* }
+            }
+
+            /// One sentence for people: what happened and what to do next.
+            #[must_use]
+            pub fn description(self) -> &'static str {
+                match self { $(Reason::$variant => $desc,)* }
+            }
+
+            /// Looks a code up; `None` for codes this version does not know.
+            #[must_use]
+            pub fn from_code(code: &str) -> Option<Reason> {
+                match code { $($code => Some(Reason::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Request shape
+    MalformedRequest = "malformed-request", "The request body or query could not be parsed; send application/x-www-form-urlencoded or JSON as documented.";
+    UnsupportedContentType = "unsupported-content-type", "The Content-Type is not the one this endpoint accepts.";
+    BodyTooLarge = "body-too-large", "The request body exceeds the endpoint's size limit.";
+    InvalidUtf8 = "invalid-utf8", "A parameter is not valid UTF-8 after percent-decoding.";
+    DuplicateParameter = "duplicate-parameter", "A parameter that may appear once was sent more than once (RFC 6749 §3.2).";
+    MissingParameter = "missing-parameter", "A required parameter is missing.";
+    InvalidParameter = "invalid-parameter", "A parameter has a value outside what the endpoint accepts.";
+    UnsupportedGrantType = "unsupported-grant-type", "The grant_type is not one tollgate supports or is not enabled.";
+    // Client authentication
+    ClientAuthMissing = "client-auth-missing", "The endpoint requires client authentication (HTTP Basic or client_secret_post).";
+    ClientAuthAmbiguous = "client-auth-ambiguous", "The client used more than one authentication method in one request.";
+    SecretMalformed = "secret-malformed", "The secret does not have tollgate's prefix and checksum; it was mistyped or truncated.";
+    ClientAuthFailed = "client-auth-failed", "Unknown client or wrong secret.";
+    ClientDisabled = "client-disabled", "The client has been disabled by an administrator.";
+    // Grant decisions
+    ScopeNotAllowed = "scope-not-allowed", "None of the requested scopes is allowed for this client.";
+    AudienceNotAllowed = "audience-not-allowed", "The requested audience or resource is not on the client's allowlist.";
+    // Token verification
+    Malformed = "malformed", "The token is not a well-formed compact JWS.";
+    TokenTooLarge = "token-too-large", "The token exceeds the size limit and was not parsed.";
+    AlgNotAllowed = "alg-not-allowed", "The token's alg is not allowed (none, HMAC and unlisted algorithms are always refused).";
+    KidNotFound = "kid-not-found", "No published key has the token's kid.";
+    InvalidSignature = "invalid-signature", "The signature does not verify with the key named by kid.";
+    WrongTokenType = "wrong-token-type", "The token's typ header is not the one expected here (e.g. at+jwt).";
+    IssuerMismatch = "issuer-mismatch", "The token's iss is not this server.";
+    Expired = "expired", "The token's exp is in the past.";
+    NotYetValid = "not-yet-valid", "The token's nbf or iat is in the future.";
+    ClaimMissing = "claim-missing", "A required claim is missing or has the wrong type.";
+    Revoked = "revoked", "The token has been revoked.";
+    TokenNotOwned = "token-not-owned", "The token was issued to another client, which alone may revoke it.";
+    // Administration
+    AdminAuthRequired = "admin-auth-required", "This endpoint requires an admin bearer token.";
+    AdminAuthFailed = "admin-auth-failed", "The admin token is unknown or malformed.";
+    NotFound = "not-found", "The addressed resource does not exist.";
+    MethodNotAllowed = "method-not-allowed", "The resource exists but not with this HTTP method.";
+    InvalidKeyState = "invalid-key-state", "The signing key is not in a state that allows this operation.";
+    // Server side
+    ServiceUnavailable = "service-unavailable", "A backing service (database) failed; the request was refused to fail closed. Retry later.";
+    InternalError = "internal-error", "An unexpected internal error; it has been logged with its cause.";
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_kebab_case_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.code()), "duplicate code {}", r.code());
+            assert!(r.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit()));
+            assert_eq!(Reason::from_code(r.code()), Some(*r));
+        }
+    }
+
+    #[test]
+    fn every_code_is_documented() {
+        let doc = include_str!("../../../docs/reasons.md");
+        for r in Reason::ALL {
+            assert!(doc.contains(&format!("`{}`", r.code())), "docs/reasons.md lacks `{}`", r.code());
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Compact JWS (RFC 7515): signing, and verification that refuses before it trusts.
+//!
+//! Parsing yields an [`UnverifiedJws`]; its header can be read to pick a key, its payload
+//! only comes out of [`UnverifiedJws::verify`]. `jku`, `x5u` and `jwk` headers are never
+//! used to find keys; `crit` is refused because tollgate understands no extensions.
+
+use crate::{CryptoError, Jwk, SigningKey, b64, b64_decode};
+use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+use serde::{Deserialize, Serialize};
+use tollgate_core::{Reason, SigningAlg};
+
+/// The protected header tollgate writes and reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwsHeader {
+    pub alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Present only to be refused (RFC 7515 §4.1.11).
+    #[serde(default, skip_serializing)]
+    pub crit: Option<serde_json::Value>,
+}
+
+/// Why a compact JWS was refused; each maps to one [`Reason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwsError {
+    #[error("token is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("token is not a compact JWS: {0}")]
+    Malformed(&'static str),
+    #[error("algorithm `{0}` is not allowed")]
+    AlgNotAllowed(String),
+    #[error("no key with kid `{0}`")]
+    KidNotFound(String),
+    #[error("signature does not verify")]
+    InvalidSignature,
+}
+
+impl JwsError {
+    #[must_use]
+    pub fn reason(&self) -> Reason {
+        match self {
+            JwsError::TooLarge(_) => Reason::TokenTooLarge,
+            JwsError::Malformed(_) => Reason::Malformed,
+            JwsError::AlgNotAllowed(_) => Reason::AlgNotAllowed,
+            JwsError::KidNotFound(_) => Reason::KidNotFound,
+            JwsError::InvalidSignature => Reason::InvalidSignature,
+        }
+    }
+}
+
+/// Signs `claims` as a compact JWS with header `{alg, typ, kid}`.
+pub fn sign<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result<String, CryptoError> {
+    let header = JwsHeader { alg: key.alg().as_str().to_owned(), typ: Some(typ.to_owned()), kid: Some(key.kid().to_owned()), crit: None };
+    let header = serde_json::to_vec(&header).map_err(|_| CryptoError::Signing)?;
+    let payload = serde_json::to_vec(claims).map_err(|_| CryptoError::Signing)?;
+    let mut out = String::with_capacity(512);
+    out.push_str(&b64(&header));
+    out.push('.');
+    out.push_str(&b64(&payload));
+    let sig = key.sign(out.as_bytes())?;
+    out.push('.');
+    out.push_str(&b64(&sig));
+    Ok(out)
+}
+
+/// A compact JWS whose header has been parsed but whose signature has not been checked.
+#[derive(Debug)]
+pub struct UnverifiedJws<'a> {
+    header: JwsHeader,
+    signing_input: &'a str,
+    payload_b64: &'a str,
+    signature: Vec<u8>,
+}
+
+/// Longest header accepted; real headers are under 200 bytes.
+const MAX_HEADER_B64: usize = 1024;
+
+impl<'a> UnverifiedJws<'a> {
+    /// Splits and decodes a compact JWS, refusing oversized tokens before any decoding.
+    pub fn parse(token: &'a str, max_len: usize) -> Result<Self, JwsError> {
+        if token.len() > max_len {
+            return Err(JwsError::TooLarge(max_len));
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(JwsError::Malformed("expected three dot-separated parts"));
+        };
+        if h.is_empty() || s.is_empty() {
+            return Err(JwsError::Malformed("empty header or signature"));
+        }
+        if h.len() > MAX_HEADER_B64 {
+            return Err(JwsError::Malformed("header too large"));
+        }
+        let header_json = b64_decode(h).ok_or(JwsError::Malformed("header is not base64url"))?;
+        let header: JwsHeader =
+            serde_json::from_slice(&header_json).map_err(|_| JwsError::Malformed("header is not a JSON object with alg"))?;
+        if header.crit.is_some() {
+            return Err(JwsError::Malformed("crit header names extensions tollgate does not understand"));
+        }
+        let signature = b64_decode(s).ok_or(JwsError::Malformed("signature is not base64url"))?;
+        let signing_input = &token[..h.len() + 1 + p.len()];
+        Ok(Self { header, signing_input, payload_b64: p, signature })
+    }
+
+    #[must_use]
+    pub fn header(&self) -> &JwsHeader {
+        &self.header
+    }
+
+    /// Checks the signature with `key` and returns the decoded payload.
+    ///
+    /// The header's `alg` must be exactly the key's algorithm: a key is bound to one
+    /// algorithm, so `none`, HMAC and algorithm substitution all fail here.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<Vec<u8>, JwsError> {
+        if self.header.alg != key.alg.as_str() {
+            return Err(JwsError::AlgNotAllowed(self.header.alg.clone()));
+        }
+        key.parsed
+            .verify_sig(self.signing_input.as_bytes(), &self.signature)
+            .map_err(|_| JwsError::InvalidSignature)?;
+        b64_decode(self.payload_b64).ok_or(JwsError::Malformed("payload is not base64url"))
+    }
+}
+
+/// A public key ready for repeated verification (parsed once).
+#[derive(Clone)]
+pub struct VerifyingKey {
+    kid: String,
+    alg: SigningAlg,
+    parsed: ParsedPublicKey,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+    }
+}
+
+impl VerifyingKey {
+    /// Builds a verifier for `alg` from a public JWK. The JWK's key type must fit `alg`.
+    pub fn from_jwk(alg: SigningAlg, jwk: &Jwk) -> Result<Self, CryptoError> {
+        let field = |v: &Option<String>, name: &'static str| {
+            v.as_deref().and_then(b64_decode).ok_or(CryptoError::BadJwk(name))
+        };
+        let parsed = match (alg, jwk.kty.as_str(), jwk.crv.as_deref()) {
+            (SigningAlg::EdDSA, "OKP", Some("Ed25519")) => {
+                ParsedPublicKey::new(&signature::ED25519, field(&jwk.x, "x")?)
+            }
+            (SigningAlg::ES256, "EC", Some("P-256")) => {
+                let (x, y) = (field(&jwk.x, "x")?, field(&jwk.y, "y")?);
+                if x.len() != 32 || y.len() != 32 {
+                    return Err(CryptoError::BadJwk("P-256 coordinates must be 32 bytes"));
+                }
+                let mut point = Vec::with_capacity(65);
+                point.push(4);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+            }
+            (SigningAlg::RS256, "RSA", None) => {
+                let (n, e) = (field(&jwk.n, "n")?, field(&jwk.e, "e")?);
+                RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+                    .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+            }
+            _ => return Err(CryptoError::BadJwk("key type does not match the algorithm")),
+        }
+        .map_err(|_| CryptoError::KeyRejected(alg.as_str()))?;
+        Ok(Self { kid: jwk.thumbprint()?, alg, parsed })
+    }
+
+    /// The verifier for a key we hold privately.
+    pub fn for_signing_key(key: &SigningKey) -> Result<Self, CryptoError> {
+        Self::from_jwk(key.alg(), key.public_jwk())
+    }
+
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    #[must_use]
+    pub fn alg(&self) -> SigningAlg {
+        self.alg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(alg: SigningAlg) -> (SigningKey, VerifyingKey) {
+        let (k, _) = SigningKey::generate(alg).expect("generate");
+        let v = VerifyingKey::for_signing_key(&k).expect("verifier");
+        (k, v)
+    }
+
+    #[test]
+    fn signed_tokens_verify_for_every_alg() {
+        for alg in SigningAlg::ALL {
+            let (k, v) = key(alg);
+            let token = sign(&k, "at+jwt", &json!({"sub": "x"})).expect("sign");
+            let parsed = UnverifiedJws::parse(&token, 8192).expect("parse");
+            assert_eq!(parsed.header().kid.as_deref(), Some(k.kid()));
+            assert_eq!(parsed.header().typ.as_deref(), Some("at+jwt"));
+            let payload = parsed.verify(&v).expect("verify");
+            assert_eq!(serde_json::from_slice::<serde_json::Value>(&payload).expect("json"), json!({"sub": "x"}));
+        }
+    }
+
+    #[test]
+    fn tampered_payload_fails_signature() {
+        let (k, v) = key(SigningAlg::EdDSA);
+        let token = sign(&k, "at+jwt", &json!({"sub": "x"})).expect("sign");
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = b64(br#"{"sub":"admin"}"#);
+        parts[1] = &forged;
+        let forged = parts.join(".");
+        let err = UnverifiedJws::parse(&forged, 8192).expect("parse").verify(&v).expect_err("must fail");
+        assert_eq!(err, JwsError::InvalidSignature);
+    }
+
+    #[test]
+    fn alg_none_and_hmac_are_refused_even_with_a_valid_kid() {
+        let (k, v) = key(SigningAlg::EdDSA);
+        for alg in ["none", "HS256", "ES256"] {
+            let header = b64(format!(r#"{{"alg":"{alg}","kid":"{}"}}"#, k.kid()).as_bytes());
+            let token = format!("{header}.{}.c2ln", b64(b"{}"));
+            let err = UnverifiedJws::parse(&token, 8192).expect("parse").verify(&v).expect_err("refused");
+            assert_eq!(err.reason(), Reason::AlgNotAllowed, "{alg}");
+        }
+    }
+
+    #[test]
+    fn malformed_inputs_are_refused_not_panicked_on() {
+        for bad in ["", ".", "..", "a.b", "a.b.c.d", "!!.e30.c2ln", "e30.e30.c2ln", "eyJhbGciOiJFZERTQSJ9.e30.", "eyJhbGciOiJFZERTQSIsImNyaXQiOlsiYiJdfQ.e30.c2ln"] {
+            assert!(UnverifiedJws::parse(bad, 8192).is_err(), "{bad:?}");
+        }
+        assert_eq!(UnverifiedJws::parse(&"a".repeat(9000), 8192).expect_err("too large"), JwsError::TooLarge(8192));
+    }
+
+    #[test]
+    fn jwk_of_wrong_type_is_rejected() {
+        let (k, _) = key(SigningAlg::EdDSA);
+        assert!(VerifyingKey::from_jwk(SigningAlg::ES256, k.public_jwk()).is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! tollgate's cryptography: signing keys, JWK/JWKS, compact JWS, sealing and keyed hashes.
+//!
+//! Everything here is synchronous and stateless; aws-lc-rs does the arithmetic. The crate
+//! knows nothing about storage or HTTP: keys come in as bytes and leave as bytes.
+
+pub mod jwk;
+pub mod jws;
+pub mod keyed_hash;
+pub mod seal;
+pub mod signing_key;
+
+pub use jwk::{Jwk, JwkSet};
+pub use jws::{JwsError, JwsHeader, UnverifiedJws, VerifyingKey};
+pub use keyed_hash::KeyedHasher;
+pub use seal::{MasterKey, SealError};
+pub use signing_key::SigningKey;
+
+/// A key or algorithm problem (not a token problem; those are [`JwsError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("key generation failed")]
+    KeyGeneration,
+    #[error("stored key material is not a valid {0} key")]
+    KeyRejected(&'static str),
+    #[error("signing failed")]
+    Signing,
+    #[error("JWK is not usable: {0}")]
+    BadJwk(&'static str),
+}
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub fn random_bytes(buf: &mut [u8]) {
+    use aws_lc_rs::rand::SecureRandom;
+    // aws-lc's RNG fails only if the OS entropy source is gone; nothing sensible can continue then.
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::SystemRandom::new().fill(buf).expect("operating system RNG failed");
+}
+
+/// A source of random bytes one at a time, for [`tollgate_core::secret_token::mint`].
+#[must_use]
+pub fn random_byte_source() -> impl FnMut() -> u8 {
+    let mut pool = [0u8; 64];
+    let mut at = pool.len();
+    move || {
+        if at == pool.len() {
+            random_bytes(&mut pool);
+            at = 0;
+        }
+        at += 1;
+        pool[at - 1]
+    }
+}
+
+/// base64url without padding (RFC 7515 §2).
+pub(crate) fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+pub(crate) fn b64_decode(data: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(data).ok()
+}
