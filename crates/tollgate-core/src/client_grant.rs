@@ -92,7 +92,11 @@ pub fn decide(policy: &ClientPolicy, req: &ClientRequest, limits: &GrantLimits) 
         }
     };
 
-    Ok(Grant { scope, audience, ttl: limits.access_ttl })
+    Ok(Grant {
+        scope,
+        audience,
+        ttl: limits.access_ttl,
+    })
 }
 
 #[cfg(test)]
@@ -111,7 +115,10 @@ mod tests {
     }
 
     fn limits() -> GrantLimits {
-        GrantLimits { default_audience: aud("http://127.0.0.1:8080"), access_ttl: Duration::from_secs(900) }
+        GrantLimits {
+            default_audience: aud("http://127.0.0.1:8080"),
+            access_ttl: Duration::from_secs(900),
+        }
     }
 
     #[test]
@@ -123,38 +130,68 @@ mod tests {
 
     #[test]
     fn requested_scope_is_intersected() {
-        let req = ClientRequest { scope: Some(Scope::parse("read admin").expect("valid")), audiences: vec![] };
+        let req = ClientRequest {
+            scope: Some(Scope::parse("read admin").expect("valid")),
+            audiences: vec![],
+        };
         let g = decide(&policy(), &req, &limits()).expect("granted");
         assert_eq!(g.scope.to_string(), "read");
     }
 
     #[test]
     fn nothing_allowed_is_refused() {
-        let req = ClientRequest { scope: Some(Scope::parse("admin").expect("valid")), audiences: vec![] };
+        let req = ClientRequest {
+            scope: Some(Scope::parse("admin").expect("valid")),
+            audiences: vec![],
+        };
         let d = decide(&policy(), &req, &limits()).expect_err("denied");
         assert_eq!(d.reason, Reason::ScopeNotAllowed);
     }
 
     #[test]
     fn audience_must_be_on_allowlist() {
-        let req = ClientRequest { scope: None, audiences: vec![aud("https://evil.example")] };
-        assert_eq!(decide(&policy(), &req, &limits()).expect_err("denied").reason, Reason::AudienceNotAllowed);
-        let req = ClientRequest { scope: None, audiences: vec![aud("billing")] };
-        assert_eq!(decide(&policy(), &req, &limits()).expect("granted").audience, aud("billing"));
+        let req = ClientRequest {
+            scope: None,
+            audiences: vec![aud("https://evil.example")],
+        };
+        assert_eq!(
+            decide(&policy(), &req, &limits()).expect_err("denied").reason,
+            Reason::AudienceNotAllowed
+        );
+        let req = ClientRequest {
+            scope: None,
+            audiences: vec![aud("billing")],
+        };
+        assert_eq!(
+            decide(&policy(), &req, &limits()).expect("granted").audience,
+            aud("billing")
+        );
     }
 
     #[test]
     fn client_without_audiences_gets_only_the_default() {
-        let p = ClientPolicy { allowed_scope: Scope::default(), allowed_audiences: vec![] };
+        let p = ClientPolicy {
+            allowed_scope: Scope::default(),
+            allowed_audiences: vec![],
+        };
         let g = decide(&p, &ClientRequest::default(), &limits()).expect("granted");
         assert_eq!(g.audience, limits().default_audience);
-        let req = ClientRequest { scope: None, audiences: vec![aud("billing")] };
+        let req = ClientRequest {
+            scope: None,
+            audiences: vec![aud("billing")],
+        };
         assert!(decide(&p, &req, &limits()).is_err());
     }
 
     #[test]
     fn two_audiences_are_refused() {
-        let req = ClientRequest { scope: None, audiences: vec![aud("billing"), aud("https://api.example.com")] };
-        assert_eq!(decide(&policy(), &req, &limits()).expect_err("denied").reason, Reason::AudienceNotAllowed);
+        let req = ClientRequest {
+            scope: None,
+            audiences: vec![aud("billing"), aud("https://api.example.com")],
+        };
+        assert_eq!(
+            decide(&policy(), &req, &limits()).expect_err("denied").reason,
+            Reason::AudienceNotAllowed
+        );
     }
 }

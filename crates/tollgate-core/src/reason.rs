@@ -97,7 +97,11 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in Reason::ALL {
             assert!(seen.insert(r.code()), "duplicate code {}", r.code());
-            assert!(r.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit()));
+            assert!(
+                r.code()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit())
+            );
             assert_eq!(Reason::from_code(r.code()), Some(*r));
         }
     }
@@ -106,7 +110,11 @@ mod tests {
     fn every_code_is_documented() {
         let doc = include_str!("../../../docs/reasons.md");
         for r in Reason::ALL {
-            assert!(doc.contains(&format!("`{}`", r.code())), "docs/reasons.md lacks `{}`", r.code());
+            assert!(
+                doc.contains(&format!("`{}`", r.code())),
+                "docs/reasons.md lacks `{}`",
+                r.code()
+            );
         }
     }
 }

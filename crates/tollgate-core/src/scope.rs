@@ -15,7 +15,9 @@ pub struct Scope(BTreeSet<String>);
 /// Why a string is not a valid scope.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScopeError {
-    #[error("scope token `{0}` contains a character outside RFC 6749 §3.3 (visible ASCII except `\"` and `\\`)")]
+    #[error(
+        "scope token `{0}` contains a character outside RFC 6749 §3.3 (visible ASCII except `\"` and `\\`)"
+    )]
     BadCharacter(String),
     #[error("scope names more than {MAX_SCOPE_TOKENS} tokens")]
     TooMany,
@@ -53,7 +55,10 @@ impl Scope {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let joined = tokens.into_iter().map(|t| t.as_ref().to_owned()).collect::<Vec<_>>();
+        let joined = tokens
+            .into_iter()
+            .map(|t| t.as_ref().to_owned())
+            .collect::<Vec<_>>();
         for t in &joined {
             if t.contains(' ') || t.is_empty() {
                 return Err(ScopeError::BadCharacter(t.escape_debug().to_string()));
@@ -130,13 +135,19 @@ mod tests {
     #[test]
     fn refuses_quotes_backslashes_and_controls() {
         for bad in ["a\"b", "a\\b", "a\tb", "é"] {
-            assert!(matches!(Scope::parse(bad), Err(ScopeError::BadCharacter(_))), "{bad}");
+            assert!(
+                matches!(Scope::parse(bad), Err(ScopeError::BadCharacter(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn refuses_too_many_tokens() {
-        let many = (0..=MAX_SCOPE_TOKENS).map(|i| format!("s{i}")).collect::<Vec<_>>().join(" ");
+        let many = (0..=MAX_SCOPE_TOKENS)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(Scope::parse(&many), Err(ScopeError::TooMany));
     }
 

@@ -131,13 +131,19 @@ mod tests {
     #[test]
     fn wrong_kind_is_refused_by_prefix() {
         let s = mint(SecretKind::AdminToken, counter());
-        assert_eq!(check(SecretKind::ClientSecret, &s), Err(SecretFormatError::WrongPrefix("tg_sa_")));
+        assert_eq!(
+            check(SecretKind::ClientSecret, &s),
+            Err(SecretFormatError::WrongPrefix("tg_sa_"))
+        );
     }
 
     #[test]
     fn truncated_secret_is_refused() {
         let s = mint(SecretKind::ClientSecret, counter());
-        assert_eq!(check(SecretKind::ClientSecret, &s[..s.len() - 1]), Err(SecretFormatError::WrongLength));
+        assert_eq!(
+            check(SecretKind::ClientSecret, &s[..s.len() - 1]),
+            Err(SecretFormatError::WrongLength)
+        );
     }
 
     proptest! {

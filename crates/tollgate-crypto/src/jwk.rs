@@ -76,12 +76,25 @@ mod tests {
             alg: Some("RS256".into()),
             use_: None,
         };
-        assert_eq!(jwk.thumbprint().expect("thumbprint"), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            jwk.thumbprint().expect("thumbprint"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
     fn incomplete_jwk_has_no_thumbprint() {
-        let jwk = Jwk { kty: "EC".into(), crv: Some("P-256".into()), x: Some("AA".into()), y: None, n: None, e: None, kid: None, alg: None, use_: None };
+        let jwk = Jwk {
+            kty: "EC".into(),
+            crv: Some("P-256".into()),
+            x: Some("AA".into()),
+            y: None,
+            n: None,
+            e: None,
+            kid: None,
+            alg: None,
+            use_: None,
+        };
         assert!(jwk.thumbprint().is_err());
     }
 }

@@ -52,7 +52,12 @@ impl JwsError {
 
 /// Signs `claims` as a compact JWS with header `{alg, typ, kid}`.
 pub fn sign<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result<String, CryptoError> {
-    let header = JwsHeader { alg: key.alg().as_str().to_owned(), typ: Some(typ.to_owned()), kid: Some(key.kid().to_owned()), crit: None };
+    let header = JwsHeader {
+        alg: key.alg().as_str().to_owned(),
+        typ: Some(typ.to_owned()),
+        kid: Some(key.kid().to_owned()),
+        crit: None,
+    };
     let header = serde_json::to_vec(&header).map_err(|_| CryptoError::Signing)?;
     let payload = serde_json::to_vec(claims).map_err(|_| CryptoError::Signing)?;
     let mut out = String::with_capacity(512);
@@ -84,7 +89,8 @@ impl<'a> UnverifiedJws<'a> {
             return Err(JwsError::TooLarge(max_len));
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(JwsError::Malformed("expected three dot-separated parts"));
         };
         if h.is_empty() || s.is_empty() {
@@ -94,14 +100,21 @@ impl<'a> UnverifiedJws<'a> {
             return Err(JwsError::Malformed("header too large"));
         }
         let header_json = b64_decode(h).ok_or(JwsError::Malformed("header is not base64url"))?;
-        let header: JwsHeader =
-            serde_json::from_slice(&header_json).map_err(|_| JwsError::Malformed("header is not a JSON object with alg"))?;
+        let header: JwsHeader = serde_json::from_slice(&header_json)
+            .map_err(|_| JwsError::Malformed("header is not a JSON object with alg"))?;
         if header.crit.is_some() {
-            return Err(JwsError::Malformed("crit header names extensions tollgate does not understand"));
+            return Err(JwsError::Malformed(
+                "crit header names extensions tollgate does not understand",
+            ));
         }
         let signature = b64_decode(s).ok_or(JwsError::Malformed("signature is not base64url"))?;
         let signing_input = &token[..h.len() + 1 + p.len()];
-        Ok(Self { header, signing_input, payload_b64: p, signature })
+        Ok(Self {
+            header,
+            signing_input,
+            payload_b64: p,
+            signature,
+        })
     }
 
     #[must_use]
@@ -134,7 +147,10 @@ pub struct VerifyingKey {
 
 impl std::fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyingKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
     }
 }
 
@@ -161,13 +177,20 @@ impl VerifyingKey {
             }
             (SigningAlg::RS256, "RSA", None) => {
                 let (n, e) = (field(&jwk.n, "n")?, field(&jwk.e, "e")?);
-                RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
-                    .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+                RsaPublicKeyComponents {
+                    n: n.as_slice(),
+                    e: e.as_slice(),
+                }
+                .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
             }
             _ => return Err(CryptoError::BadJwk("key type does not match the algorithm")),
         }
         .map_err(|_| CryptoError::KeyRejected(alg.as_str()))?;
-        Ok(Self { kid: jwk.thumbprint()?, alg, parsed })
+        Ok(Self {
+            kid: jwk.thumbprint()?,
+            alg,
+            parsed,
+        })
     }
 
     /// The verifier for a key we hold privately.
@@ -206,7 +229,10 @@ mod tests {
             assert_eq!(parsed.header().kid.as_deref(), Some(k.kid()));
             assert_eq!(parsed.header().typ.as_deref(), Some("at+jwt"));
             let payload = parsed.verify(&v).expect("verify");
-            assert_eq!(serde_json::from_slice::<serde_json::Value>(&payload).expect("json"), json!({"sub": "x"}));
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&payload).expect("json"),
+                json!({"sub": "x"})
+            );
         }
     }
 
@@ -218,7 +244,10 @@ mod tests {
         let forged = b64(br#"{"sub":"admin"}"#);
         parts[1] = &forged;
         let forged = parts.join(".");
-        let err = UnverifiedJws::parse(&forged, 8192).expect("parse").verify(&v).expect_err("must fail");
+        let err = UnverifiedJws::parse(&forged, 8192)
+            .expect("parse")
+            .verify(&v)
+            .expect_err("must fail");
         assert_eq!(err, JwsError::InvalidSignature);
     }
 
@@ -228,17 +257,33 @@ mod tests {
         for alg in ["none", "HS256", "ES256"] {
             let header = b64(format!(r#"{{"alg":"{alg}","kid":"{}"}}"#, k.kid()).as_bytes());
             let token = format!("{header}.{}.c2ln", b64(b"{}"));
-            let err = UnverifiedJws::parse(&token, 8192).expect("parse").verify(&v).expect_err("refused");
+            let err = UnverifiedJws::parse(&token, 8192)
+                .expect("parse")
+                .verify(&v)
+                .expect_err("refused");
             assert_eq!(err.reason(), Reason::AlgNotAllowed, "{alg}");
         }
     }
 
     #[test]
     fn malformed_inputs_are_refused_not_panicked_on() {
-        for bad in ["", ".", "..", "a.b", "a.b.c.d", "!!.e30.c2ln", "e30.e30.c2ln", "eyJhbGciOiJFZERTQSJ9.e30.", "eyJhbGciOiJFZERTQSIsImNyaXQiOlsiYiJdfQ.e30.c2ln"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a.b",
+            "a.b.c.d",
+            "!!.e30.c2ln",
+            "e30.e30.c2ln",
+            "eyJhbGciOiJFZERTQSJ9.e30.",
+            "eyJhbGciOiJFZERTQSIsImNyaXQiOlsiYiJdfQ.e30.c2ln",
+        ] {
             assert!(UnverifiedJws::parse(bad, 8192).is_err(), "{bad:?}");
         }
-        assert_eq!(UnverifiedJws::parse(&"a".repeat(9000), 8192).expect_err("too large"), JwsError::TooLarge(8192));
+        assert_eq!(
+            UnverifiedJws::parse(&"a".repeat(9000), 8192).expect_err("too large"),
+            JwsError::TooLarge(8192)
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub struct KeyedHasher {
 
 impl std::fmt::Debug for KeyedHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyedHasher").field("versions", &self.keys.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("KeyedHasher")
+            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -22,9 +24,15 @@ impl KeyedHasher {
     /// Builds the hasher from `(version, secret bytes)` pairs. Returns `None` without any.
     #[must_use]
     pub fn new<'a>(secrets: impl IntoIterator<Item = (i32, &'a [u8])>) -> Option<Self> {
-        let keys: BTreeMap<_, _> =
-            secrets.into_iter().map(|(v, s)| (v, hmac::Key::new(hmac::HMAC_SHA256, s))).collect();
-        if keys.is_empty() { None } else { Some(Self { keys }) }
+        let keys: BTreeMap<_, _> = secrets
+            .into_iter()
+            .map(|(v, s)| (v, hmac::Key::new(hmac::HMAC_SHA256, s)))
+            .collect();
+        if keys.is_empty() {
+            None
+        } else {
+            Some(Self { keys })
+        }
     }
 
     /// The version new hashes are made with.
@@ -43,12 +51,17 @@ impl KeyedHasher {
     /// Hashes with a given version; `None` if that version is unknown.
     #[must_use]
     pub fn hash_with(&self, version: i32, secret: &str) -> Option<Vec<u8>> {
-        self.keys.get(&version).map(|k| hmac::sign(k, secret.as_bytes()).as_ref().to_vec())
+        self.keys
+            .get(&version)
+            .map(|k| hmac::sign(k, secret.as_bytes()).as_ref().to_vec())
     }
 
     /// Hashes under every known version, newest first (to look a secret up by hash).
     pub fn all_hashes<'s>(&'s self, secret: &'s str) -> impl Iterator<Item = (i32, Vec<u8>)> + 's {
-        self.keys.iter().rev().map(move |(v, k)| (*v, hmac::sign(k, secret.as_bytes()).as_ref().to_vec()))
+        self.keys
+            .iter()
+            .rev()
+            .map(move |(v, k)| (*v, hmac::sign(k, secret.as_bytes()).as_ref().to_vec()))
     }
 
     /// Constant-time comparison of `secret` against a stored `(version, hash)`.

@@ -33,7 +33,9 @@ pub fn random_bytes(buf: &mut [u8]) {
     use aws_lc_rs::rand::SecureRandom;
     // aws-lc's RNG fails only if the OS entropy source is gone; nothing sensible can continue then.
     #[allow(clippy::expect_used)]
-    aws_lc_rs::rand::SystemRandom::new().fill(buf).expect("operating system RNG failed");
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(buf)
+        .expect("operating system RNG failed");
 }
 
 /// A source of random bytes one at a time, for [`tollgate_core::secret_token::mint`].

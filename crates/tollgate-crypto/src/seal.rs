@@ -62,7 +62,11 @@ impl MasterKey {
         // Sealing only fails for inputs beyond GCM's 64 GiB limit.
         #[allow(clippy::expect_used)]
         self.aead()
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                &mut buf,
+            )
             .expect("AES-GCM seal");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
         out.push(SEAL_V1);
@@ -101,7 +105,10 @@ mod tests {
         let sealed = mk.seal("kid-1", b"secret");
         assert_eq!(mk.open("kid-1", &sealed).expect("opens"), b"secret");
         assert_eq!(mk.open("kid-2", &sealed), Err(SealError::WrongKeyOrTampered));
-        assert_eq!(MasterKey::generate().open("kid-1", &sealed), Err(SealError::WrongKeyOrTampered));
+        assert_eq!(
+            MasterKey::generate().open("kid-1", &sealed),
+            Err(SealError::WrongKeyOrTampered)
+        );
         assert_eq!(mk.open("kid-1", &sealed[..10]), Err(SealError::Truncated));
     }
 

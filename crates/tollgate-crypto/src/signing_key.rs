@@ -22,7 +22,10 @@ enum Inner {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("alg", &self.alg).field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -35,14 +38,19 @@ impl SigningKey {
                 .map_err(|_| CryptoError::KeyGeneration)?
                 .as_ref()
                 .to_vec(),
-            SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| CryptoError::KeyGeneration)?
-                .as_ref()
-                .to_vec(),
+            SigningAlg::ES256 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| CryptoError::KeyGeneration)?
+                    .as_ref()
+                    .to_vec()
+            }
             SigningAlg::RS256 => {
                 let kp = signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
                     .map_err(|_| CryptoError::KeyGeneration)?;
-                kp.as_der().map_err(|_| CryptoError::KeyGeneration)?.as_ref().to_vec()
+                kp.as_der()
+                    .map_err(|_| CryptoError::KeyGeneration)?
+                    .as_ref()
+                    .to_vec()
             }
         };
         let key = Self::from_pkcs8(alg, &pkcs8)?;
@@ -80,7 +88,8 @@ impl SigningKey {
                 (Inner::Es256(kp, SystemRandom::new()), jwk)
             }
             SigningAlg::RS256 => {
-                let kp = signature::RsaKeyPair::from_pkcs8(der).map_err(|_| CryptoError::KeyRejected("RSA"))?;
+                let kp =
+                    signature::RsaKeyPair::from_pkcs8(der).map_err(|_| CryptoError::KeyRejected("RSA"))?;
                 let public = kp.public_key();
                 let jwk = Jwk {
                     kty: "RSA".into(),
@@ -92,7 +101,12 @@ impl SigningKey {
             }
         };
         let kid = jwk.thumbprint()?;
-        let jwk = Jwk { kid: Some(kid.clone()), alg: Some(alg.as_str().into()), use_: Some("sig".into()), ..jwk };
+        let jwk = Jwk {
+            kid: Some(kid.clone()),
+            alg: Some(alg.as_str().into()),
+            use_: Some("sig".into()),
+            ..jwk
+        };
         Ok(Self { alg, inner, kid, jwk })
     }
 
@@ -117,10 +131,15 @@ impl SigningKey {
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         match &self.inner {
             Inner::Ed25519(kp) => Ok(kp.sign(msg).as_ref().to_vec()),
-            Inner::Es256(kp, rng) => Ok(kp.sign(rng, msg).map_err(|_| CryptoError::Signing)?.as_ref().to_vec()),
+            Inner::Es256(kp, rng) => Ok(kp
+                .sign(rng, msg)
+                .map_err(|_| CryptoError::Signing)?
+                .as_ref()
+                .to_vec()),
             Inner::Rs256(kp, rng) => {
                 let mut sig = vec![0u8; kp.public_modulus_len()];
-                kp.sign(&signature::RSA_PKCS1_SHA256, rng, msg, &mut sig).map_err(|_| CryptoError::Signing)?;
+                kp.sign(&signature::RSA_PKCS1_SHA256, rng, msg, &mut sig)
+                    .map_err(|_| CryptoError::Signing)?;
                 Ok(sig)
             }
         }
@@ -128,7 +147,17 @@ impl SigningKey {
 }
 
 fn empty_jwk() -> Jwk {
-    Jwk { kty: String::new(), crv: None, x: None, y: None, n: None, e: None, kid: None, alg: None, use_: None }
+    Jwk {
+        kty: String::new(),
+        crv: None,
+        x: None,
+        y: None,
+        n: None,
+        e: None,
+        kid: None,
+        alg: None,
+        use_: None,
+    }
 }
 
 #[cfg(test)]

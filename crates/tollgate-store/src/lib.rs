@@ -1,1 +1,155 @@
-//! placeholder
+//! Where tollgate keeps state: small capability traits and their backends.
+//!
+//! [`Store`] is the sum of the capability traits ([`SigningKeys`], [`Clients`], …). Each
+//! backend implements all of them with the same SQL (SQLite and PostgreSQL accept the
+//! same dialect for everything here), with its own migrations, and is checked by the one
+//! contract suite in `tests/contract.rs`. Timestamps are Unix seconds (`i64`).
+//!
+//! This crate knows nothing about HTTP, tokens or crypto: it stores bytes and strings.
+
+mod records;
+mod sql;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use records::*;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// A storage failure. Callers map `Unavailable` to 503 and `Conflict` to 409.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or failed while executing; retrying may help.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A uniqueness rule or an expected precondition did not hold.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data does not have the shape this version expects.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Opening the database or applying migrations failed.
+    #[error("cannot open database: {0}")]
+    Open(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Unavailable(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Liveness of the backing database.
+#[async_trait]
+pub trait Health {
+    /// A round trip to the database.
+    async fn ping(&self) -> Result<()>;
+    /// `sqlite` or `postgres`, for logs and `/readyz`.
+    fn backend_name(&self) -> &'static str;
+}
+
+/// Signing keys, sealed at rest, with their publication lifecycle.
+#[async_trait]
+pub trait SigningKeys {
+    /// Every stored key of every purpose (published or not yet deleted).
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Inserts a key. At most one `active` and one `next` key per purpose: a second is a
+    /// `Conflict` (this is what makes first start safe when replicas race).
+    async fn insert_key(&self, key: &KeyRecord) -> Result<()>;
+    /// Atomically retires the active key, promotes the next key and inserts a new next key.
+    /// `Conflict` if the active or next key is no longer the one the caller saw.
+    async fn rotate_keys(&self, rotation: &KeyRotation) -> Result<()>;
+    /// Retires a key that is `next` or already `retired`, with a new `publish_until`.
+    /// Returns false if no such key is in one of those states.
+    async fn retire_key(&self, kid: &str, now: i64, publish_until: i64) -> Result<bool>;
+    /// Deletes retired keys whose `publish_until` has passed; returns how many.
+    async fn delete_expired_keys(&self, now: i64) -> Result<u64>;
+}
+
+/// Versioned server secrets (e.g. the HMAC secret for stored secret hashes), sealed at rest.
+#[async_trait]
+pub trait ServerSecrets {
+    async fn list_server_secrets(&self, purpose: &str) -> Result<Vec<ServerSecretRecord>>;
+    /// `Conflict` if that purpose and version exist already.
+    async fn insert_server_secret(&self, secret: &ServerSecretRecord) -> Result<()>;
+}
+
+/// Service accounts (OAuth clients).
+#[async_trait]
+pub trait Clients {
+    /// `Conflict` if the id or the name is taken.
+    async fn create_client(&self, client: &ClientRecord) -> Result<()>;
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>>;
+    /// Replaces the secret hash only if the stored one is still `(old_version, old_hash)`;
+    /// used to re-hash under a newer server secret, and to rotate the secret.
+    async fn replace_client_secret(
+        &self,
+        client_id: &str,
+        old: &SecretHash,
+        new: &SecretHash,
+    ) -> Result<bool>;
+    /// Sets or clears `disabled_at`; false if the client does not exist.
+    async fn set_client_disabled(&self, client_id: &str, disabled_at: Option<i64>) -> Result<bool>;
+    async fn delete_client(&self, client_id: &str) -> Result<bool>;
+}
+
+/// Admin API bearer tokens, stored as keyed hashes.
+#[async_trait]
+pub trait AdminTokens {
+    async fn insert_admin_token(&self, token: &AdminTokenRecord) -> Result<()>;
+    async fn find_admin_token(&self, hash: &SecretHash) -> Result<Option<AdminTokenRecord>>;
+    async fn count_admin_tokens(&self) -> Result<u64>;
+}
+
+/// The `jti` denylist of revoked tokens; entries go when the token would have expired.
+#[async_trait]
+pub trait Revocations {
+    /// Idempotent: revoking a revoked jti again succeeds.
+    async fn revoke_jti(&self, jti: &str, expires_at: i64, revoked_at: i64) -> Result<()>;
+    async fn is_revoked(&self, jti: &str) -> Result<bool>;
+    async fn purge_expired_revocations(&self, now: i64) -> Result<u64>;
+}
+
+/// The append-only audit trail.
+#[async_trait]
+pub trait Audit {
+    async fn append_audit(&self, event: &AuditRecord) -> Result<()>;
+    /// Newest first, at most `limit`.
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+}
+
+/// Everything tollgate stores.
+pub trait Store:
+    Health + SigningKeys + ServerSecrets + Clients + AdminTokens + Revocations + Audit + Send + Sync
+{
+}
+impl<T> Store for T where
+    T: Health + SigningKeys + ServerSecrets + Clients + AdminTokens + Revocations + Audit + Send + Sync
+{
+}
+
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and applies migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sql::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(sql::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::Open(format!(
+            "database url must start with sqlite:// or postgres://, got `{}`",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

@@ -1,0 +1,160 @@
+//! Plain records as stored; no behaviour beyond conversions.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a signing key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    /// Published in JWKS, not yet signing: verifiers learn it before they need it.
+    Next,
+    /// The one key of its purpose that signs.
+    Active,
+    /// No longer signs; published until `publish_until`, then deleted.
+    Retired,
+}
+
+impl KeyState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "next" => Ok(KeyState::Next),
+            "active" => Ok(KeyState::Active),
+            "retired" => Ok(KeyState::Retired),
+            other => Err(format!("unknown key state `{other}`")),
+        }
+    }
+}
+
+/// A signing key row. The private key is sealed with the master key by the caller.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub kid: String,
+    /// Which kind of token it signs (`access`, later `registry` …).
+    pub purpose: String,
+    pub alg: String,
+    pub state: KeyState,
+    pub sealed_private_key: Vec<u8>,
+    /// The public JWK as JSON.
+    pub public_jwk: String,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    pub retired_at: Option<i64>,
+    /// For retired keys: when the last token it could have signed expires.
+    pub publish_until: Option<i64>,
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("purpose", &self.purpose)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .field("activated_at", &self.activated_at)
+            .field("retired_at", &self.retired_at)
+            .field("publish_until", &self.publish_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One atomic key rotation for a purpose.
+#[derive(Debug, Clone)]
+pub struct KeyRotation {
+    pub purpose: String,
+    pub now: i64,
+    /// The active key the caller saw (None if there was none).
+    pub expected_active: Option<String>,
+    /// The next key to promote; it must still be `next`.
+    pub promote: String,
+    /// `publish_until` for the key being retired.
+    pub retired_publish_until: i64,
+    /// The new next key (state must be `Next`).
+    pub new_next: KeyRecord,
+}
+
+/// A versioned server secret, sealed with the master key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerSecretRecord {
+    pub purpose: String,
+    pub version: i32,
+    pub sealed: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl fmt::Debug for ServerSecretRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSecretRecord")
+            .field("purpose", &self.purpose)
+            .field("version", &self.version)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A keyed hash and the server-secret version that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretHash {
+    pub version: i32,
+    pub hash: Vec<u8>,
+}
+
+/// A service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    pub secret: SecretHash,
+    /// Space-separated allowed scopes.
+    pub scope: String,
+    /// Allowed audiences, first is default.
+    pub audiences: Vec<String>,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+/// An admin API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenRecord {
+    pub id: String,
+    pub label: String,
+    pub secret: SecretHash,
+    pub created_at: i64,
+}
+
+/// One audit event. Never holds a secret, token or PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at: i64,
+    /// Who acted: `admin:<id>`, `client:<id>`, `system`.
+    pub actor: String,
+    /// What was done, e.g. `token.issue`, `client.create`, `key.rotate`.
+    pub action: String,
+    /// What it was done to: a client id, a kid, a jti.
+    pub target: Option<String>,
+    /// `success` or `denied`.
+    pub outcome: String,
+    /// The reason code of a denial.
+    pub reason: Option<String>,
+    /// Extra facts as a JSON object.
+    pub detail: String,
+}

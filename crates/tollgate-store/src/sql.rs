@@ -1,0 +1,478 @@
+//! The SQL backends. SQLite and PostgreSQL run the same statements (`$n` placeholders,
+//! `ON CONFLICT`, partial unique indexes), so one macro body implements every trait for
+//! both; only connecting and the migrations differ.
+
+use crate::{
+    AdminTokenRecord, AdminTokens, Audit, AuditRecord, ClientRecord, Clients, Health, KeyRecord, KeyRotation,
+    KeyState, Result, Revocations, SecretHash, ServerSecretRecord, ServerSecrets, SigningKeys, StoreError,
+};
+use async_trait::async_trait;
+use sqlx::Row as _;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+/// The embedded SQLite backend (default; one file in the data directory).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+/// The PostgreSQL backend (for several replicas).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: sqlx::PgPool,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+fn open_error(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open(format!("{what}: {e}"))
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| open_error("invalid sqlite url", e))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(|e| open_error("cannot open sqlite database", e))?;
+        SQLITE_MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(|e| open_error("sqlite migration failed", e))?;
+        Ok(Self { pool })
+    }
+}
+
+impl PgStore {
+    pub async fn open(url: &str) -> Result<Self> {
+        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+        let opts = PgConnectOptions::from_str(url).map_err(|e| open_error("invalid postgres url", e))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(|e| open_error("cannot connect to postgres", e))?;
+        PG_MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(|e| open_error("postgres migration failed", e))?;
+        Ok(Self { pool })
+    }
+}
+
+fn key_state(s: &str) -> Result<KeyState> {
+    KeyState::from_str(s).map_err(StoreError::Corrupt)
+}
+
+fn audiences_to_text(a: &[String]) -> String {
+    a.join(" ")
+}
+
+fn audiences_from_text(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+const KEY_COLUMNS: &str = "kid, purpose, alg, state, sealed_private_key, public_jwk, created_at, activated_at, retired_at, publish_until";
+fn insert_key_sql() -> String {
+    format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+}
+
+const CLIENT_COLUMNS: &str =
+    "client_id, name, secret_version, secret_hash, scope, audiences, created_at, disabled_at";
+
+macro_rules! sql_store {
+    ($store:ty, $db:ty, $row:ty, $name:literal) => {
+        impl $store {
+            fn insert_key_query<'q>(
+                sql: &'q str,
+                k: &'q KeyRecord,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                sqlx::query(sql)
+                    .bind(&k.kid)
+                    .bind(&k.purpose)
+                    .bind(&k.alg)
+                    .bind(k.state.as_str())
+                    .bind(&k.sealed_private_key)
+                    .bind(&k.public_jwk)
+                    .bind(k.created_at)
+                    .bind(k.activated_at)
+                    .bind(k.retired_at)
+                    .bind(k.publish_until)
+            }
+
+            fn key_from_row(r: &$row) -> Result<KeyRecord> {
+                Ok(KeyRecord {
+                    kid: r.try_get("kid")?,
+                    purpose: r.try_get("purpose")?,
+                    alg: r.try_get("alg")?,
+                    state: key_state(r.try_get::<&str, _>("state")?)?,
+                    sealed_private_key: r.try_get("sealed_private_key")?,
+                    public_jwk: r.try_get("public_jwk")?,
+                    created_at: r.try_get("created_at")?,
+                    activated_at: r.try_get("activated_at")?,
+                    retired_at: r.try_get("retired_at")?,
+                    publish_until: r.try_get("publish_until")?,
+                })
+            }
+
+            fn client_from_row(r: &$row) -> Result<ClientRecord> {
+                Ok(ClientRecord {
+                    client_id: r.try_get("client_id")?,
+                    name: r.try_get("name")?,
+                    secret: SecretHash { version: r.try_get("secret_version")?, hash: r.try_get("secret_hash")? },
+                    scope: r.try_get("scope")?,
+                    audiences: audiences_from_text(r.try_get::<&str, _>("audiences")?),
+                    created_at: r.try_get("created_at")?,
+                    disabled_at: r.try_get("disabled_at")?,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl Health for $store {
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+            fn backend_name(&self) -> &'static str {
+                $name
+            }
+        }
+
+        #[async_trait]
+        impl SigningKeys for $store {
+            async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+                let rows = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::key_from_row).collect()
+            }
+
+            async fn insert_key(&self, k: &KeyRecord) -> Result<()> {
+                Self::insert_key_query(&insert_key_sql(), k)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn rotate_keys(&self, r: &KeyRotation) -> Result<()> {
+                if r.new_next.state != KeyState::Next || r.new_next.purpose != r.purpose {
+                    return Err(StoreError::Conflict("new key must be a `next` key of the same purpose".into()));
+                }
+                let mut tx = self.pool.begin().await?;
+                let retired = match &r.expected_active {
+                    Some(kid) => sqlx::query(
+                        "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 \
+                         WHERE kid = $3 AND purpose = $4 AND state = 'active'",
+                    )
+                    .bind(r.now)
+                    .bind(r.retired_publish_until)
+                    .bind(kid)
+                    .bind(&r.purpose)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                    None => {
+                        let n: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM signing_keys WHERE purpose = $1 AND state = 'active'",
+                        )
+                        .bind(&r.purpose)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        if n == 0 { 1 } else { 0 }
+                    }
+                };
+                if retired != 1 {
+                    return Err(StoreError::Conflict("the active key changed; reload and retry".into()));
+                }
+                let promoted = sqlx::query(
+                    "UPDATE signing_keys SET state = 'active', activated_at = $1 \
+                     WHERE kid = $2 AND purpose = $3 AND state = 'next'",
+                )
+                .bind(r.now)
+                .bind(&r.promote)
+                .bind(&r.purpose)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if promoted != 1 {
+                    return Err(StoreError::Conflict("the next key changed; reload and retry".into()));
+                }
+                let k = &r.new_next;
+                Self::insert_key_query(&insert_key_sql(), k)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn retire_key(&self, kid: &str, now: i64, publish_until: i64) -> Result<bool> {
+                let n = sqlx::query(
+                    "UPDATE signing_keys SET state = 'retired', retired_at = COALESCE(retired_at, $1), \
+                     publish_until = $2 WHERE kid = $3 AND state IN ('next', 'retired')",
+                )
+                .bind(now)
+                .bind(publish_until)
+                .bind(kid)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn delete_expired_keys(&self, now: i64) -> Result<u64> {
+                let n = sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND publish_until <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n)
+            }
+        }
+
+        #[async_trait]
+        impl ServerSecrets for $store {
+            async fn list_server_secrets(&self, purpose: &str) -> Result<Vec<ServerSecretRecord>> {
+                let rows = sqlx::query(
+                    "SELECT purpose, version, sealed, created_at FROM server_secrets WHERE purpose = $1 ORDER BY version",
+                )
+                .bind(purpose)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ServerSecretRecord {
+                            purpose: r.try_get("purpose")?,
+                            version: r.try_get("version")?,
+                            sealed: r.try_get("sealed")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_server_secret(&self, s: &ServerSecretRecord) -> Result<()> {
+                sqlx::query("INSERT INTO server_secrets (purpose, version, sealed, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&s.purpose)
+                    .bind(s.version)
+                    .bind(&s.sealed)
+                    .bind(s.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Clients for $store {
+            async fn create_client(&self, c: &ClientRecord) -> Result<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ))
+                .bind(&c.client_id)
+                .bind(&c.name)
+                .bind(c.secret.version)
+                .bind(&c.secret.hash)
+                .bind(&c.scope)
+                .bind(audiences_to_text(&c.audiences))
+                .bind(c.created_at)
+                .bind(c.disabled_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+                let row = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"))
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::client_from_row).transpose()
+            }
+
+            async fn list_clients(&self) -> Result<Vec<ClientRecord>> {
+                let rows = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::client_from_row).collect()
+            }
+
+            async fn replace_client_secret(&self, client_id: &str, old: &SecretHash, new: &SecretHash) -> Result<bool> {
+                let n = sqlx::query(
+                    "UPDATE clients SET secret_version = $1, secret_hash = $2 \
+                     WHERE client_id = $3 AND secret_version = $4 AND secret_hash = $5",
+                )
+                .bind(new.version)
+                .bind(&new.hash)
+                .bind(client_id)
+                .bind(old.version)
+                .bind(&old.hash)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn set_client_disabled(&self, client_id: &str, disabled_at: Option<i64>) -> Result<bool> {
+                let n = sqlx::query("UPDATE clients SET disabled_at = $1 WHERE client_id = $2")
+                    .bind(disabled_at)
+                    .bind(client_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn delete_client(&self, client_id: &str) -> Result<bool> {
+                let n = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+                    .bind(client_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+        }
+
+        #[async_trait]
+        impl AdminTokens for $store {
+            async fn insert_admin_token(&self, t: &AdminTokenRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO admin_tokens (id, label, secret_version, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&t.id)
+                .bind(&t.label)
+                .bind(t.secret.version)
+                .bind(&t.secret.hash)
+                .bind(t.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn find_admin_token(&self, h: &SecretHash) -> Result<Option<AdminTokenRecord>> {
+                let row = sqlx::query(
+                    "SELECT id, label, secret_version, secret_hash, created_at FROM admin_tokens \
+                     WHERE secret_version = $1 AND secret_hash = $2",
+                )
+                .bind(h.version)
+                .bind(&h.hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(AdminTokenRecord {
+                        id: r.try_get("id")?,
+                        label: r.try_get("label")?,
+                        secret: SecretHash { version: r.try_get("secret_version")?, hash: r.try_get("secret_hash")? },
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn count_admin_tokens(&self) -> Result<u64> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens").fetch_one(&self.pool).await?;
+                Ok(count(n))
+            }
+        }
+
+        #[async_trait]
+        impl Revocations for $store {
+            async fn revoke_jti(&self, jti: &str, expires_at: i64, revoked_at: i64) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(jti)
+                .bind(expires_at)
+                .bind(revoked_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn is_revoked(&self, jti: &str) -> Result<bool> {
+                let row = sqlx::query("SELECT 1 FROM revoked_jtis WHERE jti = $1")
+                    .bind(jti)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn purge_expired_revocations(&self, now: i64) -> Result<u64> {
+                let n = sqlx::query("DELETE FROM revoked_jtis WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n)
+            }
+        }
+
+        #[async_trait]
+        impl Audit for $store {
+            async fn append_audit(&self, e: &AuditRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_events (id, at, actor, action, target, outcome, reason, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&e.id)
+                .bind(e.at)
+                .bind(&e.actor)
+                .bind(&e.action)
+                .bind(&e.target)
+                .bind(&e.outcome)
+                .bind(&e.reason)
+                .bind(&e.detail)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>> {
+                let rows = sqlx::query(
+                    "SELECT id, at, actor, action, target, outcome, reason, detail FROM audit_events \
+                     ORDER BY seq DESC LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AuditRecord {
+                            id: r.try_get("id")?,
+                            at: r.try_get("at")?,
+                            actor: r.try_get("actor")?,
+                            action: r.try_get("action")?,
+                            target: r.try_get("target")?,
+                            outcome: r.try_get("outcome")?,
+                            reason: r.try_get("reason")?,
+                            detail: r.try_get("detail")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "sqlite");
+sql_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, "postgres");

@@ -1,0 +1,319 @@
+//! The storage contract: every backend must pass every test here.
+//!
+//! Each `async fn` below is one rule; `contract!` runs it against SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use tollgate_store::{
+    AdminTokenRecord, AuditRecord, ClientRecord, KeyRecord, KeyRotation, KeyState, SecretHash,
+    ServerSecretRecord, Store, StoreError,
+};
+
+fn key(kid: &str, state: KeyState) -> KeyRecord {
+    KeyRecord {
+        kid: kid.into(),
+        purpose: "access".into(),
+        alg: "EdDSA".into(),
+        state,
+        sealed_private_key: vec![1, 2, 3],
+        public_jwk: format!(r#"{{"kid":"{kid}"}}"#),
+        created_at: 100,
+        activated_at: (state == KeyState::Active).then_some(100),
+        retired_at: None,
+        publish_until: None,
+    }
+}
+
+fn client(id: &str, name: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: id.into(),
+        name: name.into(),
+        secret: SecretHash {
+            version: 1,
+            hash: vec![9; 32],
+        },
+        scope: "read write".into(),
+        audiences: vec!["https://api.example.com".into(), "billing".into()],
+        created_at: 100,
+        disabled_at: None,
+    }
+}
+
+async fn ping_works(s: Arc<dyn Store>) {
+    s.ping().await.unwrap();
+}
+
+async fn keys_round_trip(s: Arc<dyn Store>) {
+    s.insert_key(&key("a", KeyState::Active)).await.unwrap();
+    s.insert_key(&key("b", KeyState::Next)).await.unwrap();
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(keys, vec![key("a", KeyState::Active), key("b", KeyState::Next)]);
+}
+
+async fn only_one_active_and_one_next_key_per_purpose(s: Arc<dyn Store>) {
+    s.insert_key(&key("a", KeyState::Active)).await.unwrap();
+    assert!(matches!(
+        s.insert_key(&key("b", KeyState::Active)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.insert_key(&key("c", KeyState::Next)).await.unwrap();
+    assert!(matches!(
+        s.insert_key(&key("d", KeyState::Next)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut other = key("e", KeyState::Active);
+    other.purpose = "registry".into();
+    s.insert_key(&other).await.unwrap();
+}
+
+fn rotation(active: Option<&str>, promote: &str, new_next: &str) -> KeyRotation {
+    KeyRotation {
+        purpose: "access".into(),
+        now: 200,
+        expected_active: active.map(str::to_owned),
+        promote: promote.into(),
+        retired_publish_until: 1100,
+        new_next: key(new_next, KeyState::Next),
+    }
+}
+
+async fn rotation_retires_promotes_and_adds_next(s: Arc<dyn Store>) {
+    s.insert_key(&key("a", KeyState::Active)).await.unwrap();
+    s.insert_key(&key("b", KeyState::Next)).await.unwrap();
+    s.rotate_keys(&rotation(Some("a"), "b", "c")).await.unwrap();
+    let keys = s.list_keys().await.unwrap();
+    let state = |kid: &str| keys.iter().find(|k| k.kid == kid).unwrap().clone();
+    assert_eq!(state("a").state, KeyState::Retired);
+    assert_eq!(state("a").publish_until, Some(1100));
+    assert_eq!(state("a").retired_at, Some(200));
+    assert_eq!(state("b").state, KeyState::Active);
+    assert_eq!(state("b").activated_at, Some(200));
+    assert_eq!(state("c").state, KeyState::Next);
+}
+
+async fn stale_rotation_conflicts_and_changes_nothing(s: Arc<dyn Store>) {
+    s.insert_key(&key("a", KeyState::Active)).await.unwrap();
+    s.insert_key(&key("b", KeyState::Next)).await.unwrap();
+    s.rotate_keys(&rotation(Some("a"), "b", "c")).await.unwrap();
+    let before = s.list_keys().await.unwrap();
+    // A second replica that still saw `a` active must not rotate again.
+    assert!(matches!(
+        s.rotate_keys(&rotation(Some("a"), "b", "d")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.rotate_keys(&rotation(Some("b"), "x", "d")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.list_keys().await.unwrap(), before);
+}
+
+async fn first_rotation_without_active_key(s: Arc<dyn Store>) {
+    s.insert_key(&key("b", KeyState::Next)).await.unwrap();
+    s.rotate_keys(&rotation(None, "b", "c")).await.unwrap();
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(keys.iter().filter(|k| k.state == KeyState::Active).count(), 1);
+}
+
+async fn retire_and_delete_expired_keys(s: Arc<dyn Store>) {
+    s.insert_key(&key("a", KeyState::Active)).await.unwrap();
+    s.insert_key(&key("b", KeyState::Next)).await.unwrap();
+    assert!(
+        !s.retire_key("a", 300, 400).await.unwrap(),
+        "the active key cannot be retired directly"
+    );
+    assert!(s.retire_key("b", 300, 400).await.unwrap());
+    assert!(!s.retire_key("nope", 300, 400).await.unwrap());
+    assert_eq!(s.delete_expired_keys(399).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_keys(400).await.unwrap(), 1);
+    assert_eq!(s.list_keys().await.unwrap().len(), 1);
+}
+
+async fn server_secrets_are_versioned(s: Arc<dyn Store>) {
+    let rec = |v| ServerSecretRecord {
+        purpose: "hmac".into(),
+        version: v,
+        sealed: vec![v as u8],
+        created_at: 1,
+    };
+    s.insert_server_secret(&rec(1)).await.unwrap();
+    s.insert_server_secret(&rec(2)).await.unwrap();
+    assert!(matches!(
+        s.insert_server_secret(&rec(2)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.list_server_secrets("hmac").await.unwrap(), vec![rec(1), rec(2)]);
+    assert!(s.list_server_secrets("other").await.unwrap().is_empty());
+}
+
+async fn clients_round_trip_and_names_are_unique(s: Arc<dyn Store>) {
+    s.create_client(&client("c1", "ci-bot")).await.unwrap();
+    assert_eq!(s.get_client("c1").await.unwrap(), Some(client("c1", "ci-bot")));
+    assert_eq!(s.get_client("c2").await.unwrap(), None);
+    assert!(matches!(
+        s.create_client(&client("c2", "ci-bot")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_client(&client("c1", "other")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.create_client(&client("c3", "deployer")).await.unwrap();
+    assert_eq!(s.list_clients().await.unwrap().len(), 2);
+}
+
+async fn client_secret_replacement_is_conditional(s: Arc<dyn Store>) {
+    s.create_client(&client("c1", "ci-bot")).await.unwrap();
+    let old = SecretHash {
+        version: 1,
+        hash: vec![9; 32],
+    };
+    let new = SecretHash {
+        version: 2,
+        hash: vec![8; 32],
+    };
+    assert!(s.replace_client_secret("c1", &old, &new).await.unwrap());
+    assert!(
+        !s.replace_client_secret("c1", &old, &new).await.unwrap(),
+        "old hash no longer matches"
+    );
+    assert_eq!(s.get_client("c1").await.unwrap().unwrap().secret, new);
+}
+
+async fn clients_disable_and_delete(s: Arc<dyn Store>) {
+    s.create_client(&client("c1", "ci-bot")).await.unwrap();
+    assert!(s.set_client_disabled("c1", Some(500)).await.unwrap());
+    assert_eq!(s.get_client("c1").await.unwrap().unwrap().disabled_at, Some(500));
+    assert!(s.set_client_disabled("c1", None).await.unwrap());
+    assert!(!s.set_client_disabled("zz", None).await.unwrap());
+    assert!(s.delete_client("c1").await.unwrap());
+    assert!(!s.delete_client("c1").await.unwrap());
+}
+
+async fn admin_tokens_are_found_by_hash(s: Arc<dyn Store>) {
+    assert_eq!(s.count_admin_tokens().await.unwrap(), 0);
+    let t = AdminTokenRecord {
+        id: "adm1".into(),
+        label: "bootstrap".into(),
+        secret: SecretHash {
+            version: 1,
+            hash: vec![5; 32],
+        },
+        created_at: 1,
+    };
+    s.insert_admin_token(&t).await.unwrap();
+    assert_eq!(s.count_admin_tokens().await.unwrap(), 1);
+    assert_eq!(s.find_admin_token(&t.secret).await.unwrap(), Some(t.clone()));
+    assert_eq!(
+        s.find_admin_token(&SecretHash {
+            version: 2,
+            hash: vec![5; 32]
+        })
+        .await
+        .unwrap(),
+        None
+    );
+}
+
+async fn revocations_are_idempotent_and_expire(s: Arc<dyn Store>) {
+    s.revoke_jti("j1", 1000, 10).await.unwrap();
+    s.revoke_jti("j1", 1000, 11).await.unwrap();
+    s.revoke_jti("j2", 2000, 10).await.unwrap();
+    assert!(s.is_revoked("j1").await.unwrap());
+    assert!(!s.is_revoked("j3").await.unwrap());
+    assert_eq!(s.purge_expired_revocations(1000).await.unwrap(), 1);
+    assert!(!s.is_revoked("j1").await.unwrap());
+    assert!(s.is_revoked("j2").await.unwrap());
+}
+
+async fn audit_lists_newest_first(s: Arc<dyn Store>) {
+    for i in 0..3 {
+        s.append_audit(&AuditRecord {
+            id: format!("e{i}"),
+            at: i,
+            actor: "system".into(),
+            action: "key.rotate".into(),
+            target: None,
+            outcome: "success".into(),
+            reason: None,
+            detail: "{}".into(),
+        })
+        .await
+        .unwrap();
+    }
+    let ids: Vec<_> = s.list_audit(2).await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec!["e2", "e1"]);
+}
+
+async fn data_survives_reopening(url: String) {
+    let s = tollgate_store::open(&url).await.unwrap();
+    s.create_client(&client("c1", "ci-bot")).await.unwrap();
+    s.revoke_jti("j1", i64::MAX, 1).await.unwrap();
+    drop(s);
+    let s = tollgate_store::open(&url).await.unwrap();
+    assert!(s.get_client("c1").await.unwrap().is_some());
+    assert!(s.is_revoked("j1").await.unwrap());
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = tollgate_store::open(&tollgate_store::testing::sqlite_url(dir.path())).await.unwrap();
+                    super::$test(store).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn data_survives_reopening() {
+                let dir = tempfile::tempdir().unwrap();
+                super::data_survives_reopening(tollgate_store::testing::sqlite_url(dir.path())).await;
+            }
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(url) = tollgate_store::testing::fresh_postgres_url().await else { return };
+                    let store = tollgate_store::open(&url).await.unwrap();
+                    super::$test(store).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn data_survives_reopening() {
+                let Some(url) = tollgate_store::testing::fresh_postgres_url().await else { return };
+                super::data_survives_reopening(url).await;
+            }
+        }
+    };
+}
+
+contract!(
+    ping_works,
+    keys_round_trip,
+    only_one_active_and_one_next_key_per_purpose,
+    rotation_retires_promotes_and_adds_next,
+    stale_rotation_conflicts_and_changes_nothing,
+    first_rotation_without_active_key,
+    retire_and_delete_expired_keys,
+    server_secrets_are_versioned,
+    clients_round_trip_and_names_are_unique,
+    client_secret_replacement_is_conditional,
+    clients_disable_and_delete,
+    admin_tokens_are_found_by_hash,
+    revocations_are_idempotent_and_expire,
+    audit_lists_newest_first,
+);
+
+#[test]
+fn unknown_url_scheme_is_refused_with_a_hint() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let err = rt.block_on(tollgate_store::open("mysql://x")).err().unwrap();
+    assert!(err.to_string().contains("sqlite:// or postgres://"), "{err}");
+}
