@@ -56,9 +56,11 @@ reasons! {
     ClientAuthFailed = "client-auth-failed", "Unknown client or wrong secret.";
     ClientDisabled = "client-disabled", "The client has been disabled by an administrator.";
     // Grant decisions
+    ScopeMalformed = "scope-malformed", "The scope parameter is not a space-separated list of RFC 6749 scope tokens.";
     ScopeNotAllowed = "scope-not-allowed", "None of the requested scopes is allowed for this client.";
     AudienceNotAllowed = "audience-not-allowed", "The requested audience or resource is not on the client's allowlist.";
     // Token verification
+    TokenMissing = "token-missing", "The endpoint requires a bearer token (`Authorization: Bearer …`).";
     Malformed = "malformed", "The token is not a well-formed compact JWS.";
     TokenTooLarge = "token-too-large", "The token exceeds the size limit and was not parsed.";
     AlgNotAllowed = "alg-not-allowed", "The token's alg is not allowed (none, HMAC and unlisted algorithms are always refused).";
@@ -76,6 +78,7 @@ reasons! {
     AdminAuthFailed = "admin-auth-failed", "The admin token is unknown or malformed.";
     NotFound = "not-found", "The addressed resource does not exist.";
     MethodNotAllowed = "method-not-allowed", "The resource exists but not with this HTTP method.";
+    Conflict = "conflict", "The request conflicts with existing state (e.g. a name already taken).";
     InvalidKeyState = "invalid-key-state", "The signing key is not in a state that allows this operation.";
     // Server side
     ServiceUnavailable = "service-unavailable", "A backing service (database) failed; the request was refused to fail closed. Retry later.";

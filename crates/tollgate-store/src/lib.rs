@@ -132,11 +132,12 @@ pub trait Audit {
 
 /// Everything tollgate stores.
 pub trait Store:
-    Health + SigningKeys + ServerSecrets + Clients + AdminTokens + Revocations + Audit + Send + Sync
+    Health + SigningKeys + ServerSecrets + Clients + AdminTokens + Revocations + Audit + Send + Sync + std::fmt::Debug
 {
 }
+
 impl<T> Store for T where
-    T: Health + SigningKeys + ServerSecrets + Clients + AdminTokens + Revocations + Audit + Send + Sync
+    T: Health + SigningKeys + ServerSecrets + Clients + AdminTokens + Revocations + Audit + Send + Sync + std::fmt::Debug
 {
 }
 

@@ -1,0 +1,160 @@
+//! Building the application from configuration, its middleware stack, background upkeep
+//! and serving with graceful shutdown.
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::hashing::{HashingError, SecretHashing};
+use crate::keyring::{ACCESS, KeyError, KeyPolicy, KeyRing};
+use crate::metrics::{HttpLabels, Metrics, RouteLabel};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tollgate_core::Reason;
+use tollgate_crypto::MasterKey;
+use tollgate_store::{Store, StoreError};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Hashing(#[from] HashingError),
+    #[error("{0}")]
+    Bootstrap(String),
+}
+
+/// A ready-to-serve application.
+#[derive(Debug)]
+pub struct App {
+    pub state: AppState,
+    /// The admin token created at this start, if this was the first start; print it once.
+    pub new_admin_token: Option<SecretString>,
+}
+
+impl App {
+    /// Opens the store, applies migrations, loads or creates keys and secrets.
+    pub async fn build(config: Config, master: MasterKey, clock: SharedClock) -> Result<Self, StartError> {
+        let store = tollgate_store::open(&config.database_url()).await?;
+        Self::with_store(config, store, master, clock).await
+    }
+
+    /// Like [`App::build`] with an already opened store.
+    pub async fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        clock: SharedClock,
+    ) -> Result<Self, StartError> {
+        let master = Arc::new(master);
+        let policy = KeyPolicy {
+            algs: HashMap::from([(ACCESS.to_owned(), config.tokens.signing_alg)]),
+            max_token_life: HashMap::from([(ACCESS.to_owned(), config.tokens.access_ttl + config.tokens.leeway)]),
+            jwks_max_age: config.keys.jwks_max_age,
+            rotate_after: config.keys.rotate_after,
+        };
+        let keys = KeyRing::start(store.clone(), master.clone(), clock.clone(), policy).await?;
+        let hashing = SecretHashing::start(store.clone(), master, clock.clone()).await?;
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            keys: Arc::new(keys),
+            hashing: Arc::new(hashing),
+            clock,
+            metrics: Arc::new(Metrics::new()),
+        };
+        let new_admin_token = crate::admin_tokens::bootstrap(&state)
+            .await
+            .map_err(|e| StartError::Bootstrap(format!("cannot create the bootstrap admin token: {}", e.message)))?;
+        Ok(Self { state, new_admin_token })
+    }
+
+    /// The router with the full middleware stack.
+    pub fn router(&self) -> Router {
+        let request_id = HeaderName::from_static("x-request-id");
+        crate::routes::routes()
+            .layer(middleware::from_fn_with_state(self.state.clone(), record_metrics))
+            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.state.config.server.request_timeout))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id.clone()))
+            .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+            .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("handler panicked");
+                ApiError::new(Reason::InternalError, "internal error; it has been logged").into_response()
+            }))
+            .with_state(self.state.clone())
+    }
+
+    /// Runs key, secret and denylist upkeep every `reload_interval` until `shutdown` fires.
+    pub fn spawn_upkeep(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.keys.reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => upkeep(&state).await,
+                    _ = shutdown.changed() => break,
+                }
+            }
+        })
+    }
+}
+
+/// One round of upkeep; failures are logged and retried next round.
+pub async fn upkeep(state: &AppState) {
+    if let Err(e) = state.keys.maintain().await {
+        tracing::warn!(error = %e, "key upkeep failed");
+    }
+    if let Err(e) = state.hashing.reload().await {
+        tracing::warn!(error = %e, "secret reload failed");
+    }
+    if let Err(e) = state.store.purge_expired_revocations(state.clock.now().0).await {
+        tracing::warn!(error = %e, "revocation purge failed");
+    }
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let m = &state.metrics;
+    m.http_duration.get_or_create(&RouteLabel { route: route.clone() }).observe(started.elapsed().as_secs_f64());
+    m.http_requests.get_or_create(&HttpLabels { method, route, status: resp.status().as_u16() }).inc();
+    resp
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let upkeep = app.spawn_upkeep(stop_rx);
+    let router = app.router();
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = upkeep.await;
+    result
+}

@@ -1,0 +1,335 @@
+//! Configuration: one TOML file plus `TOLLGATE_*` environment overrides.
+//!
+//! The documented example (`config.example.toml`, printed by `tollgate config example`) is
+//! also the list of known keys: environment variables are mapped onto it, and every key
+//! it shows must deserialize (a test checks). Unknown keys are errors naming the key.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tollgate_core::SigningAlg;
+
+/// The full, commented example configuration with every default.
+pub const EXAMPLE: &str = include_str!("config.example.toml");
+
+/// Environment variables read by the CLI rather than the server; allowed alongside config.
+const CLIENT_ENV: &[&str] = &["TOLLGATE_URL", "TOLLGATE_ADMIN_TOKEN", "TOLLGATE_CONFIG", "TOLLGATE_LOG", "TOLLGATE_MASTER_KEY"];
+/// Short forms for the most used keys.
+const SHORT_ENV: &[(&str, &str, &str)] = &[
+    ("TOLLGATE_LISTEN", "server", "listen"),
+    ("TOLLGATE_PUBLIC_URL", "server", "public_url"),
+    ("TOLLGATE_DATA_DIR", "server", "data_dir"),
+    ("TOLLGATE_DATABASE_URL", "database", "url"),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub tokens: TokensConfig,
+    pub keys: KeysConfig,
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    pub signing_alg: SigningAlg,
+    pub default_audience: String,
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    pub max_token_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub rotate_after: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub bootstrap_token: Option<SecretString>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            tokens: TokensConfig::default(),
+            keys: KeysConfig::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("./tollgate-data"),
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            signing_alg: SigningAlg::EdDSA,
+            default_audience: String::new(),
+            leeway: Duration::from_secs(5),
+            max_token_bytes: 8192,
+        }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            jwks_max_age: Duration::from_secs(300),
+            reload_interval: Duration::from_secs(10),
+            rotate_after: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+}
+
+/// A configuration problem, naming the file, key or variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config{origin}: {message}")]
+    Invalid { origin: String, message: String },
+    #[error("unknown environment variable {0}: not a config key (see `tollgate config example`)")]
+    UnknownEnv(String),
+}
+
+fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { origin: origin.into(), message: message.into() }
+}
+
+impl Config {
+    /// Loads `path` (if any), applies environment overrides from `env`, and validates.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let (mut table, origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
+                let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(format!(" in {}", p.display()), e.to_string()))?;
+                (table, format!(" in {}", p.display()))
+            }
+            None => (toml::Table::new(), String::new()),
+        };
+        let overridden = apply_env(&mut table, env)?;
+        let origin = if overridden.is_empty() { origin } else { format!("{origin} (with {})", overridden.join(", ")) };
+        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| invalid(origin.clone(), e.message().to_owned()))?;
+        config.validate().map_err(|m| invalid(origin, m))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let url = &self.server.public_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+            return Err(format!("server.public_url must be an http(s) URL without a trailing slash, got `{url}`"));
+        }
+        if self.tokens.access_ttl < Duration::from_secs(10) || self.tokens.access_ttl > Duration::from_secs(24 * 3600) {
+            return Err("tokens.access_ttl must be between 10s and 24h".into());
+        }
+        if self.tokens.max_token_bytes < 512 {
+            return Err("tokens.max_token_bytes must be at least 512".into());
+        }
+        if !self.tokens.default_audience.is_empty() {
+            tollgate_core::Audience::parse(&self.tokens.default_audience)
+                .map_err(|e| format!("tokens.default_audience: {e}"))?;
+        }
+        if self.keys.reload_interval < Duration::from_secs(1) {
+            return Err("keys.reload_interval must be at least 1s".into());
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err("server.max_body_bytes must be at least 1024".into());
+        }
+        if let Some(t) = &self.admin.bootstrap_token {
+            use secrecy::ExposeSecret as _;
+            let t = t.expose_secret();
+            if !t.is_empty() {
+                tollgate_core::secret_token::check(tollgate_core::secret_token::SecretKind::AdminToken, t)
+                    .map_err(|e| format!("admin.bootstrap_token: {e}; generate one with `tollgate admin token generate`"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory.
+    #[must_use]
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.server.data_dir.join("tollgate.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// The audience for tokens whose client names none.
+    #[must_use]
+    pub fn default_audience(&self) -> &str {
+        if self.tokens.default_audience.is_empty() { &self.server.public_url } else { &self.tokens.default_audience }
+    }
+
+    /// The configured bootstrap admin token, if set and non-empty.
+    #[must_use]
+    pub fn bootstrap_token(&self) -> Option<&SecretString> {
+        use secrecy::ExposeSecret as _;
+        self.admin.bootstrap_token.as_ref().filter(|t| !t.expose_secret().is_empty())
+    }
+}
+
+/// The `(section, key)` pairs the example documents.
+fn known_keys() -> Vec<(String, String)> {
+    let example: toml::Table = toml::from_str(EXAMPLE).unwrap_or_default();
+    example
+        .iter()
+        .filter_map(|(section, v)| v.as_table().map(|t| (section, t)))
+        .flat_map(|(section, t)| t.keys().map(move |k| (section.clone(), k.clone())))
+        .collect()
+}
+
+/// Merges `TOLLGATE_*` variables into `table`; returns the names applied.
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<String>, ConfigError> {
+    let known = known_keys();
+    let mut applied = Vec::new();
+    let mut vars: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with("TOLLGATE_")).collect();
+    vars.sort();
+    for (name, raw) in vars {
+        if CLIENT_ENV.contains(&name.as_str()) || name.starts_with("TOLLGATE_TEST_") {
+            continue;
+        }
+        let target = SHORT_ENV
+            .iter()
+            .find(|(short, _, _)| *short == name)
+            .map(|(_, s, k)| ((*s).to_owned(), (*k).to_owned()))
+            .or_else(|| {
+                known.iter().find(|(s, k)| name == format!("TOLLGATE_{}_{}", s.to_uppercase(), k.to_uppercase())).cloned()
+            })
+            .ok_or_else(|| ConfigError::UnknownEnv(name.clone()))?;
+        let value = parse_env_value(&raw);
+        let section = table
+            .entry(target.0.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| invalid("", format!("`{}` must be a table", target.0)))?;
+        section.insert(target.1, value);
+        applied.push(name);
+    }
+    Ok(applied)
+}
+
+/// Numbers, booleans and arrays are read as TOML; anything else is a string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table() && !v.is_str())
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn no_file_no_env_gives_defaults() {
+        let c = Config::load(None, env(&[])).expect("defaults are valid");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://./tollgate-data/tollgate.db");
+        assert_eq!(c.default_audience(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn example_parses_to_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("t.toml");
+        std::fs::write(&p, EXAMPLE).expect("write");
+        let c = Config::load(Some(&p), env(&[])).expect("example is valid");
+        let d = Config::default();
+        assert_eq!(c.server.listen, d.server.listen);
+        assert_eq!(c.tokens.access_ttl, d.tokens.access_ttl);
+        assert_eq!(c.keys.rotate_after, d.keys.rotate_after);
+        assert!(c.bootstrap_token().is_none());
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("t.toml");
+        std::fs::write(&p, "[server]\nlissten = \"0.0.0.0:1\"\n").expect("write");
+        let err = Config::load(Some(&p), env(&[])).expect_err("typo");
+        assert!(err.to_string().contains("lissten"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_long_and_short_forms() {
+        let c = Config::load(
+            None,
+            env(&[("TOLLGATE_LISTEN", "127.0.0.1:9999"), ("TOLLGATE_TOKENS_ACCESS_TTL", "5m"), ("TOLLGATE_SERVER_MAX_BODY_BYTES", "4096")]),
+        )
+        .expect("valid");
+        assert_eq!(c.server.listen.port(), 9999);
+        assert_eq!(c.tokens.access_ttl, Duration::from_secs(300));
+        assert_eq!(c.server.max_body_bytes, 4096);
+    }
+
+    #[test]
+    fn unknown_env_variable_is_named() {
+        let err = Config::load(None, env(&[("TOLLGATE_TOKENS_ACESS_TTL", "5m")])).expect_err("typo");
+        assert!(err.to_string().contains("TOLLGATE_TOKENS_ACESS_TTL"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_the_variable() {
+        let err = Config::load(None, env(&[("TOLLGATE_TOKENS_SIGNING_ALG", "HS256")])).expect_err("bad alg");
+        let msg = err.to_string();
+        assert!(msg.contains("TOLLGATE_TOKENS_SIGNING_ALG") && msg.contains("HS256"), "{msg}");
+    }
+
+    #[test]
+    fn bootstrap_token_must_have_the_admin_format() {
+        let err = Config::load(None, env(&[("TOLLGATE_ADMIN_BOOTSTRAP_TOKEN", "hunter2")])).expect_err("bad token");
+        assert!(err.to_string().contains("admin.bootstrap_token"), "{err}");
+    }
+}

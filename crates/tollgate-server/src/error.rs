@@ -1,0 +1,170 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Handlers return [`ApiError`]; its [`Reason`] decides the status and the RFC 6749 error
+//! code through [`classify`]. Bodies are always `{error, error_description, reason}`.
+//! Internal failures are logged here with their cause and answered without it.
+
+use crate::hashing::HashingError;
+use crate::keyring::KeyError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tollgate_core::Reason;
+use tollgate_proto::ErrorBody;
+use tollgate_store::StoreError;
+
+/// A refusal or failure, ready to be sent.
+#[derive(Debug)]
+pub struct ApiError {
+    pub reason: Reason,
+    pub message: String,
+    /// `WWW-Authenticate` challenge to send with a 401.
+    pub challenge: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into(), challenge: None }
+    }
+
+    /// Adds a `WWW-Authenticate` challenge.
+    #[must_use]
+    pub fn with_challenge(mut self, challenge: impl Into<String>) -> Self {
+        self.challenge = Some(challenge.into());
+        self
+    }
+
+    /// A backing-service failure: logged with its cause, answered 503 without it.
+    pub fn unavailable(cause: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %DisplayChain(cause), "backing service failed; refusing request");
+        Self::new(Reason::ServiceUnavailable, "a backing service is unavailable; retry later")
+    }
+
+    /// A bug or broken invariant: logged with its cause, answered 500 without it.
+    pub fn internal(cause: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %DisplayChain(cause), "internal error");
+        Self::new(Reason::InternalError, "internal error; it has been logged")
+    }
+}
+
+/// HTTP status and `error` code for each reason.
+#[must_use]
+pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
+    use Reason::*;
+    match reason {
+        MalformedRequest | InvalidUtf8 | DuplicateParameter | MissingParameter | InvalidParameter => {
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        }
+        UnsupportedContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request"),
+        BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
+        UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+        ClientAuthAmbiguous => (StatusCode::BAD_REQUEST, "invalid_request"),
+        ClientAuthMissing | SecretMalformed | ClientAuthFailed | ClientDisabled => {
+            (StatusCode::UNAUTHORIZED, "invalid_client")
+        }
+        ScopeMalformed | ScopeNotAllowed => (StatusCode::BAD_REQUEST, "invalid_scope"),
+        AudienceNotAllowed => (StatusCode::BAD_REQUEST, "invalid_target"),
+        Malformed | TokenTooLarge | AlgNotAllowed | KidNotFound | InvalidSignature | WrongTokenType
+        | IssuerMismatch | Expired | NotYetValid | ClaimMissing | Revoked => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        TokenNotOwned => (StatusCode::BAD_REQUEST, "unauthorized_client"),
+        TokenMissing | AdminAuthRequired | AdminAuthFailed => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        Conflict | InvalidKeyState => (StatusCode::CONFLICT, "conflict"),
+        ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error) = classify(self.reason);
+        let body = ErrorBody { error: error.to_owned(), error_description: self.message, reason: self.reason.code().to_owned() };
+        let mut resp = (status, Json(body)).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Ok(v) = HeaderValue::from_str(self.reason.code()) {
+            headers.insert("x-tollgate-reason", v);
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => {
+                tracing::debug!(detail = %m, "store conflict");
+                ApiError::new(Reason::Conflict, "the request conflicts with existing state")
+            }
+            other => ApiError::unavailable(&other),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(s) => s.into(),
+            KeyError::InvalidState(m) => ApiError::new(Reason::InvalidKeyState, m),
+            KeyError::NotFound(kid) => ApiError::new(Reason::NotFound, format!("no signing key with kid `{kid}`")),
+            other @ (KeyError::Seal { .. } | KeyError::Crypto { .. }) => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<HashingError> for ApiError {
+    fn from(e: HashingError) -> Self {
+        match e {
+            HashingError::Store(s) => s.into(),
+            other @ HashingError::Seal { .. } => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Displays an error with its `source()` chain: `outer: inner: root`.
+#[derive(Debug)]
+pub struct DisplayChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cur = self.0.source();
+        while let Some(e) = cur {
+            write!(f, ": {e}")?;
+            cur = e.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_a_4xx_or_a_deliberate_5xx() {
+        for r in Reason::ALL {
+            let (status, error) = classify(*r);
+            assert!(!error.is_empty());
+            if status.is_server_error() {
+                assert!(matches!(r, Reason::ServiceUnavailable | Reason::InternalError), "{r} maps to {status}");
+            } else {
+                assert!(status.is_client_error(), "{r} maps to {status}");
+            }
+        }
+    }
+
+    #[test]
+    fn documented_statuses_match_the_code() {
+        let doc = include_str!("../../../docs/reasons.md");
+        for r in Reason::ALL {
+            let (status, _) = classify(*r);
+            let row = format!("| `{}` | {} |", r.code(), status.as_u16());
+            assert!(doc.contains(&row), "docs/reasons.md should say {row}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The admin API caller, authenticated by an admin bearer token.
+
+use crate::error::ApiError;
+use crate::extract::bearer::bearer_token;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use tollgate_core::Reason;
+
+/// An authenticated administrator.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Admin token id (`config` for the configured bootstrap token).
+    pub id: String,
+}
+
+impl Admin {
+    /// The audit actor string.
+    #[must_use]
+    pub fn actor(&self) -> String {
+        format!("admin:{}", self.id)
+    }
+}
+
+const CHALLENGE: &str = "Bearer realm=\"tollgate-admin\"";
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            ApiError::new(Reason::AdminAuthRequired, "send an admin token as `Authorization: Bearer tg_adm_…`")
+                .with_challenge(CHALLENGE)
+        })?;
+        match crate::admin_tokens::authenticate(state, token).await? {
+            Some(id) => Ok(Admin { id }),
+            None => Err(ApiError::new(Reason::AdminAuthFailed, "unknown admin token").with_challenge(CHALLENGE)),
+        }
+    }
+}

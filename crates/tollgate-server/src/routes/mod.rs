@@ -1,0 +1,49 @@
+//! HTTP routes, one module per area; `router` assembles them with the middleware stack.
+
+pub mod admin;
+pub mod discovery;
+pub mod oauth;
+pub mod ops;
+pub mod status;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+use tollgate_core::Reason;
+
+/// Every route of the server (without middleware).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
+        .route("/.well-known/openid-configuration", get(discovery::metadata))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/auth/status", get(status::auth_status))
+        .route("/v1/admin/clients", post(admin::create_client).get(admin::list_clients))
+        .route("/v1/admin/clients/{client_id}", get(admin::get_client).delete(admin::delete_client))
+        .route("/v1/admin/clients/{client_id}/secret", post(admin::rotate_client_secret))
+        .route("/v1/admin/clients/{client_id}/disable", post(admin::disable_client))
+        .route("/v1/admin/clients/{client_id}/enable", post(admin::enable_client))
+        .route("/v1/admin/keys", get(admin::list_keys))
+        .route("/v1/admin/keys/rotate", post(admin::rotate_keys))
+        .route("/v1/admin/keys/{kid}/retire", post(admin::retire_key))
+        .route("/v1/admin/secrets/rotate", post(admin::rotate_secrets))
+        .route("/v1/admin/audit", get(admin::list_audit))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(Reason::NotFound, "no such endpoint; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(Reason::MethodNotAllowed, "this endpoint does not accept that method; see /openapi.json")
+}

@@ -1,0 +1,45 @@
+//! `GET /auth/status`: what the presented access token says about its bearer.
+
+use crate::error::ApiError;
+use crate::extract::bearer::bearer_token;
+use crate::state::AppState;
+use crate::tokens;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use tollgate_core::Reason;
+use tollgate_proto::ErrorBody;
+use tollgate_proto::ops::AuthStatus;
+
+/// Who am I: subject, client, scope, audience and expiry of the bearer token.
+#[utoipa::path(
+    get, path = "/auth/status", tag = "tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Token is valid", body = AuthStatus),
+        (status = 401, description = "Token missing or refused; `reason` says why", body = ErrorBody),
+    )
+)]
+pub async fn auth_status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<AuthStatus>, ApiError> {
+    let token = bearer_token(&headers).ok_or_else(|| {
+        ApiError::new(Reason::TokenMissing, "send the access token as `Authorization: Bearer …`")
+            .with_challenge("Bearer realm=\"tollgate\"")
+    })?;
+    match tokens::verify_live(&state, token).await? {
+        Ok(c) => Ok(Json(AuthStatus {
+            expires_in: state.clock.now().seconds_until(c.exp),
+            sub: c.sub,
+            client_id: c.client_id,
+            scope: c.scope,
+            aud: c.aud,
+            exp: c.exp.0,
+        })),
+        Err(r) => {
+            let challenge = format!(
+                "Bearer realm=\"tollgate\", error=\"invalid_token\", error_description=\"{}\"",
+                r.reason.code()
+            );
+            Err(ApiError::new(r.reason, r.message).with_challenge(challenge))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Issuing and verifying tollgate's own access tokens (RFC 9068).
+
+use crate::error::ApiError;
+use crate::keyring::ACCESS;
+use crate::state::AppState;
+use tollgate_core::claims::{ACCESS_TOKEN_TYP, TimeCheck};
+use tollgate_core::client_grant::Grant;
+use tollgate_core::{AccessTokenClaims, Reason};
+use tollgate_crypto::UnverifiedJws;
+use tollgate_store::ClientRecord;
+
+/// A freshly signed access token.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub token: String,
+    pub claims: AccessTokenClaims,
+}
+
+/// Signs an access token for `client` carrying `grant`.
+pub fn issue(state: &AppState, client: &ClientRecord, grant: &Grant) -> Result<IssuedToken, ApiError> {
+    let now = state.clock.now();
+    let claims = AccessTokenClaims {
+        iss: state.config.server.public_url.clone(),
+        sub: client.client_id.clone(),
+        aud: grant.audience.to_string(),
+        client_id: client.client_id.clone(),
+        scope: grant.scope.to_string(),
+        iat: now,
+        nbf: now,
+        exp: now.plus(grant.ttl),
+        jti: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let keys = state.keys.snapshot();
+    let key = keys.signer(ACCESS).ok_or_else(|| {
+        ApiError::unavailable(&crate::keyring::KeyError::InvalidState("no active access-token key".into()))
+    })?;
+    let token = tollgate_crypto::jws::sign(key, ACCESS_TOKEN_TYP, &claims).map_err(|e| ApiError::internal(&e))?;
+    state.metrics.tokens_issued.get_or_create(&crate::metrics::KindLabel { kind: "access" }).inc();
+    Ok(IssuedToken { token, claims })
+}
+
+/// A refusal of a presented token with the reason and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub reason: Reason,
+    pub message: String,
+}
+
+fn rejected(reason: Reason, message: impl Into<String>) -> Rejected {
+    Rejected { reason, message: message.into() }
+}
+
+/// Verifies one of our access tokens offline: size, structure, `typ`, key by `kid`, exact
+/// algorithm of that key, signature, `iss`, times. Revocation is checked by the caller.
+pub fn verify(state: &AppState, token: &str) -> Result<AccessTokenClaims, Rejected> {
+    let jws = UnverifiedJws::parse(token, state.config.tokens.max_token_bytes)
+        .map_err(|e| rejected(e.reason(), e.to_string()))?;
+    let header = jws.header();
+    if header.typ.as_deref().is_none_or(|t| !t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)) {
+        return Err(rejected(Reason::WrongTokenType, "typ must be at+jwt (RFC 9068)"));
+    }
+    let kid = header.kid.as_deref().ok_or_else(|| rejected(Reason::KidNotFound, "token has no kid"))?;
+    let keys = state.keys.snapshot();
+    let key = keys.verifier(kid).ok_or_else(|| rejected(Reason::KidNotFound, format!("no published key has kid `{kid}`")))?;
+    let payload = jws.verify(key).map_err(|e| rejected(e.reason(), e.to_string()))?;
+    let claims: AccessTokenClaims = serde_json::from_slice(&payload)
+        .map_err(|e| rejected(Reason::ClaimMissing, format!("claims do not have the access-token shape: {e}")))?;
+    if claims.iss != state.config.server.public_url {
+        return Err(rejected(Reason::IssuerMismatch, format!("iss `{}` is not this server", claims.iss)));
+    }
+    match claims.check_times(state.clock.now(), state.config.tokens.leeway.as_secs()) {
+        Ok(()) => Ok(claims),
+        Err(TimeCheck::Expired) => Err(rejected(Reason::Expired, "token has expired")),
+        Err(TimeCheck::NotYetValid) => Err(rejected(Reason::NotYetValid, "token is not valid yet")),
+    }
+}
+
+/// [`verify`] plus the checks that need the store: the jti denylist and whether the client
+/// still exists and is enabled.
+pub async fn verify_live(state: &AppState, token: &str) -> Result<Result<AccessTokenClaims, Rejected>, ApiError> {
+    let claims = match verify(state, token) {
+        Ok(c) => c,
+        Err(r) => return Ok(Err(r)),
+    };
+    if state.store.is_revoked(&claims.jti).await? {
+        return Ok(Err(rejected(Reason::Revoked, "token has been revoked")));
+    }
+    match state.store.get_client(&claims.client_id).await? {
+        Some(c) if c.disabled_at.is_none() => Ok(Ok(claims)),
+        Some(_) => Ok(Err(rejected(Reason::Revoked, "the token's client has been disabled"))),
+        None => Ok(Err(rejected(Reason::Revoked, "the token's client has been deleted"))),
+    }
+}
