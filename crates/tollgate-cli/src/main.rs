@@ -1,1 +1,90 @@
-fn main() {}
+//! The `tollgate` binary: runs the server and administers it through the SDK.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod admin;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about = "Security token service and credential broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a running server is and how to act as its administrator.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// Base URL of the tollgate server.
+    #[arg(long, env = "TOLLGATE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// Admin token (printed once at first start, or set in config).
+    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    admin_token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (zero configuration: 127.0.0.1:8080, SQLite in ./tollgate-data).
+    Serve(serve::ServeArgs),
+    /// Check or print configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage signing keys of a running server.
+    Keys {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: admin::KeysCommand,
+    },
+    /// Administer a running server: service accounts, secrets, audit, admin tokens.
+    Admin {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file together with TOLLGATE_* environment variables.
+    Check {
+        #[arg(long, short, env = "TOLLGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print a documented configuration with every key and its default.
+    Example,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Config { command: ConfigCommand::Example } => {
+            print!("{}", tollgate_server::config::EXAMPLE);
+            Ok(())
+        }
+        Command::Config { command: ConfigCommand::Check { config } } => {
+            tollgate_server::Config::load(config.as_deref(), std::env::vars())
+                .map(|_| println!("configuration is valid"))
+                .map_err(anyhow::Error::from)
+        }
+        Command::Keys { remote, command } => admin::keys(&remote, command).await,
+        Command::Admin { remote, command } => admin::admin(&remote, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

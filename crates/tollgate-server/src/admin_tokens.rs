@@ -13,7 +13,7 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<SecretString>, ApiErro
     if state.config.bootstrap_token().is_some() || state.store.count_admin_tokens().await? > 0 {
         return Ok(None);
     }
-    let token = secret_token::mint(SecretKind::AdminToken, tollgate_crypto::random_byte_source());
+    let token = generate();
     let (version, hash) = state.hashing.hasher().hash(&token);
     let id = secret_token::mint_id("adm_", tollgate_crypto::random_byte_source());
     state
@@ -48,4 +48,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<String
         }
     }
     Ok(None)
+}
+
+/// A new admin token string (for `admin.bootstrap_token`); nothing is stored.
+#[must_use]
+pub fn generate() -> String {
+    secret_token::mint(SecretKind::AdminToken, tollgate_crypto::random_byte_source())
 }

@@ -1,0 +1,161 @@
+//! `tollgate keys …` and `tollgate admin …`: thin wrappers over the SDK.
+
+use crate::Remote;
+use anyhow::Context as _;
+use clap::Subcommand;
+use secrecy::SecretString;
+use serde::Serialize;
+use tollgate_client::Client;
+use tollgate_proto::admin::{CreateClientRequest, RetireKeyRequest, RotateKeysRequest};
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys with their state.
+    List,
+    /// Promote the published next key and retire the active one.
+    Rotate {
+        /// Token kind whose key rotates.
+        #[arg(long, default_value = "access")]
+        purpose: String,
+        /// Rotate even if the next key was published less than jwks_max_age ago.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Retire a key that does not sign.
+    Retire {
+        kid: String,
+        /// Stop publishing an already retired key now (its tokens stop verifying).
+        #[arg(long)]
+        immediately: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Service accounts.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Rotate the HMAC secret that hashes stored secrets.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Show recent audit events.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Admin tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create a service account; prints its secret once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Allowed scope; repeat or separate with spaces.
+        #[arg(long)]
+        scope: Vec<String>,
+        /// Allowed audience; repeat. The first is the default.
+        #[arg(long)]
+        audience: Vec<String>,
+    },
+    List,
+    Show {
+        client_id: String,
+    },
+    Delete {
+        client_id: String,
+    },
+    /// Replace the secret; the old one stops working at once.
+    RotateSecret {
+        client_id: String,
+    },
+    Disable {
+        client_id: String,
+    },
+    Enable {
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new admin token for `admin.bootstrap_token` (does not contact a server).
+    Generate,
+}
+
+fn client(remote: &Remote) -> anyhow::Result<Client> {
+    let mut c = Client::new(&remote.url)?;
+    if let Some(t) = &remote.admin_token {
+        c = c.with_admin_token(SecretString::from(t.clone()));
+    }
+    Ok(c)
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub async fn keys(remote: &Remote, command: KeysCommand) -> anyhow::Result<()> {
+    let c = client(remote)?;
+    match command {
+        KeysCommand::List => print_json(&c.list_keys().await?),
+        KeysCommand::Rotate { purpose, force } => {
+            print_json(&c.rotate_keys(&RotateKeysRequest { purpose: Some(purpose), force }).await?)
+        }
+        KeysCommand::Retire { kid, immediately } => {
+            c.retire_key(&kid, &RetireKeyRequest { immediately }).await?;
+            println!("retired {kid}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()> {
+    if let AdminCommand::Token { command: TokenCommand::Generate } = command {
+        println!("{}", tollgate_server::admin_tokens::generate());
+        return Ok(());
+    }
+    let c = client(remote)?;
+    match command {
+        AdminCommand::Client { command } => match command {
+            ClientCommand::Create { name, scope, audience } => {
+                let scope = scope.iter().flat_map(|s| s.split_whitespace()).map(str::to_owned).collect();
+                let created = c
+                    .create_client(&CreateClientRequest { name, scope, audiences: audience })
+                    .await
+                    .context("cannot create client")?;
+                print_json(&created)?;
+                eprintln!("The client_secret is shown only this once.");
+                Ok(())
+            }
+            ClientCommand::List => print_json(&c.list_clients().await?),
+            ClientCommand::Show { client_id } => print_json(&c.get_client(&client_id).await?),
+            ClientCommand::Delete { client_id } => {
+                c.delete_client(&client_id).await?;
+                println!("deleted {client_id}");
+                Ok(())
+            }
+            ClientCommand::RotateSecret { client_id } => print_json(&c.rotate_client_secret(&client_id).await?),
+            ClientCommand::Disable { client_id } => print_json(&c.set_client_enabled(&client_id, false).await?),
+            ClientCommand::Enable { client_id } => print_json(&c.set_client_enabled(&client_id, true).await?),
+        },
+        AdminCommand::Secrets { command: SecretsCommand::Rotate } => print_json(&c.rotate_secrets().await?),
+        AdminCommand::Audit { limit } => print_json(&c.audit(limit).await?),
+        AdminCommand::Token { .. } => Ok(()),
+    }
+}
