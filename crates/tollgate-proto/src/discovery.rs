@@ -15,9 +15,7 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// Required by RFC 8414; empty because tollgate has no authorization endpoint.
     pub response_types_supported: Vec<String>,
-    /// Algorithms tollgate signs with (its own tokens).
-    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
-    pub scopes_supported: Vec<String>,
     pub service_documentation: String,
 }

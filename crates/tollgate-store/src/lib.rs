@@ -57,6 +57,8 @@ pub trait Health {
     async fn ping(&self) -> Result<()>;
     /// `sqlite` or `postgres`, for logs and `/readyz`.
     fn backend_name(&self) -> &'static str;
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    async fn close(&self);
 }
 
 /// Signing keys, sealed at rest, with their publication lifecycle.

@@ -156,6 +156,9 @@ macro_rules! sql_store {
             fn backend_name(&self) -> &'static str {
                 $name
             }
+            async fn close(&self) {
+                self.pool.close().await;
+            }
         }
 
         #[async_trait]

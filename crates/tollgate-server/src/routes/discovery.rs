@@ -57,8 +57,6 @@ pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
         introspection_endpoint_auth_methods_supported: auth_methods.clone(),
         revocation_endpoint_auth_methods_supported: auth_methods,
         response_types_supported: vec![],
-        token_endpoint_auth_signing_alg_values_supported: vec![state.config.tokens.signing_alg.as_str().to_owned()],
-        scopes_supported: vec![],
         service_documentation: format!("{base}/openapi.json"),
     };
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body))

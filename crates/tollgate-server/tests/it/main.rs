@@ -1,0 +1,16 @@
+//! Integration tests: the real server on a loopback port, driven through the SDK (and raw
+//! HTTP where the wire itself is under test). One binary for the crate, one module per area.
+//!
+//! Backend: SQLite by default; `TOLLGATE_TEST_DATABASE=postgres` runs everything against
+//! PostgreSQL (each test in its own schema).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod test_app;
+
+mod admin;
+mod discovery;
+mod keys;
+mod oauth_errors;
+mod oauth_flow;
+mod ops;
