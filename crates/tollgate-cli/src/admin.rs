@@ -114,9 +114,13 @@ pub async fn keys(remote: &Remote, command: KeysCommand) -> anyhow::Result<()> {
     let c = client(remote)?;
     match command {
         KeysCommand::List => print_json(&c.list_keys().await?),
-        KeysCommand::Rotate { purpose, force } => {
-            print_json(&c.rotate_keys(&RotateKeysRequest { purpose: Some(purpose), force }).await?)
-        }
+        KeysCommand::Rotate { purpose, force } => print_json(
+            &c.rotate_keys(&RotateKeysRequest {
+                purpose: Some(purpose),
+                force,
+            })
+            .await?,
+        ),
         KeysCommand::Retire { kid, immediately } => {
             c.retire_key(&kid, &RetireKeyRequest { immediately }).await?;
             println!("retired {kid}");
@@ -126,17 +130,32 @@ pub async fn keys(remote: &Remote, command: KeysCommand) -> anyhow::Result<()> {
 }
 
 pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()> {
-    if let AdminCommand::Token { command: TokenCommand::Generate } = command {
+    if let AdminCommand::Token {
+        command: TokenCommand::Generate,
+    } = command
+    {
         println!("{}", tollgate_server::admin_tokens::generate());
         return Ok(());
     }
     let c = client(remote)?;
     match command {
         AdminCommand::Client { command } => match command {
-            ClientCommand::Create { name, scope, audience } => {
-                let scope = scope.iter().flat_map(|s| s.split_whitespace()).map(str::to_owned).collect();
+            ClientCommand::Create {
+                name,
+                scope,
+                audience,
+            } => {
+                let scope = scope
+                    .iter()
+                    .flat_map(|s| s.split_whitespace())
+                    .map(str::to_owned)
+                    .collect();
                 let created = c
-                    .create_client(&CreateClientRequest { name, scope, audiences: audience })
+                    .create_client(&CreateClientRequest {
+                        name,
+                        scope,
+                        audiences: audience,
+                    })
                     .await
                     .context("cannot create client")?;
                 print_json(&created)?;
@@ -150,11 +169,17 @@ pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()>
                 println!("deleted {client_id}");
                 Ok(())
             }
-            ClientCommand::RotateSecret { client_id } => print_json(&c.rotate_client_secret(&client_id).await?),
-            ClientCommand::Disable { client_id } => print_json(&c.set_client_enabled(&client_id, false).await?),
+            ClientCommand::RotateSecret { client_id } => {
+                print_json(&c.rotate_client_secret(&client_id).await?)
+            }
+            ClientCommand::Disable { client_id } => {
+                print_json(&c.set_client_enabled(&client_id, false).await?)
+            }
             ClientCommand::Enable { client_id } => print_json(&c.set_client_enabled(&client_id, true).await?),
         },
-        AdminCommand::Secrets { command: SecretsCommand::Rotate } => print_json(&c.rotate_secrets().await?),
+        AdminCommand::Secrets {
+            command: SecretsCommand::Rotate,
+        } => print_json(&c.rotate_secrets().await?),
         AdminCommand::Audit { limit } => print_json(&c.audit(limit).await?),
         AdminCommand::Token { .. } => Ok(()),
     }

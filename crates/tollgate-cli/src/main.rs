@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "tollgate", version, about = "Security token service and credential broker")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Security token service and credential broker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +24,12 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct Remote {
     /// Base URL of the tollgate server.
-    #[arg(long, env = "TOLLGATE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     url: String,
     /// Admin token (printed once at first start, or set in config).
     #[arg(long, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true, global = true)]
@@ -68,15 +77,17 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
-        Command::Config { command: ConfigCommand::Example } => {
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
             print!("{}", tollgate_server::config::EXAMPLE);
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Check { config } } => {
-            tollgate_server::Config::load(config.as_deref(), std::env::vars())
-                .map(|_| println!("configuration is valid"))
-                .map_err(anyhow::Error::from)
-        }
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => tollgate_server::Config::load(config.as_deref(), std::env::vars())
+            .map(|_| println!("configuration is valid"))
+            .map_err(anyhow::Error::from),
         Command::Keys { remote, command } => admin::keys(&remote, command).await,
         Command::Admin { remote, command } => admin::admin(&remote, command).await,
     };

@@ -35,7 +35,9 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
@@ -56,7 +58,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let master = data_dir::load_or_create_master_key(&config.server.data_dir, master_env.as_deref())?;
     let listen = config.server.listen;
     let public_url = config.server.public_url.clone();
-    let app = App::build(config, master, Arc::new(SystemClock)).await.context("cannot start tollgate")?;
+    let app = App::build(config, master, Arc::new(SystemClock))
+        .await
+        .context("cannot start tollgate")?;
     tracing::info!(backend = app.state.store.backend_name(), "database ready");
     if let Some(token) = &app.new_admin_token {
         eprintln!(
@@ -65,9 +69,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             token.expose_secret()
         );
     }
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, issuer = %public_url, "tollgate is serving");
-    tollgate_server::serve(app, listener, shutdown_signal()).await.context("server failed")?;
+    tollgate_server::serve(app, listener, shutdown_signal())
+        .await
+        .context("server failed")?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{
-    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, KeyInfo, RetireKeyRequest, RotateKeysRequest,
-    RotateKeysResponse, SecretRotation,
+    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, KeyInfo, RetireKeyRequest,
+    RotateKeysRequest, RotateKeysResponse, SecretRotation,
 };
 use tollgate_proto::discovery::ServerMetadata;
 use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
@@ -92,14 +92,24 @@ async fn refusal(status: StatusCode, resp: Response) -> Error {
 
 async fn expect_empty(resp: Response) -> Result<()> {
     let status = resp.status();
-    if status.is_success() { Ok(()) } else { Err(refusal(status, resp).await) }
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(refusal(status, resp).await)
+    }
 }
 
 impl Client {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base_url: &str) -> Result<Self> {
-        let http = reqwest::Client::builder().user_agent(concat!("tollgate-client/", env!("CARGO_PKG_VERSION"))).build()?;
-        Ok(Self { http, base: base_url.trim_end_matches('/').to_owned(), admin_token: None })
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("tollgate-client/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            admin_token: None,
+        })
     }
 
     /// Uses `token` for admin calls.
@@ -125,7 +135,10 @@ impl Client {
 
     fn basic(req: RequestBuilder, creds: &ClientCredentials) -> RequestBuilder {
         // RFC 6749 §2.3.1: form-encode id and secret before Basic encoding.
-        req.basic_auth(form_encode(&creds.client_id), Some(form_encode(creds.client_secret.expose_secret())))
+        req.basic_auth(
+            form_encode(&creds.client_id),
+            Some(form_encode(creds.client_secret.expose_secret())),
+        )
     }
 
     // --- discovery and operations ---
@@ -137,7 +150,12 @@ impl Client {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
         let resp = req.send().await?;
-        let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let etag = header(reqwest::header::ETAG);
         let cache_control = header(reqwest::header::CACHE_CONTROL);
         let jwks = match resp.status() {
@@ -145,12 +163,22 @@ impl Client {
             s if s.is_success() => Some(resp.json().await?),
             s => return Err(refusal(s, resp).await),
         };
-        Ok(JwksResponse { jwks, etag, cache_control })
+        Ok(JwksResponse {
+            jwks,
+            etag,
+            cache_control,
+        })
     }
 
     /// `GET /.well-known/oauth-authorization-server`.
     pub async fn metadata(&self) -> Result<ServerMetadata> {
-        decode(self.http.get(self.url("/.well-known/oauth-authorization-server")).send().await?).await
+        decode(
+            self.http
+                .get(self.url("/.well-known/oauth-authorization-server"))
+                .send()
+                .await?,
+        )
+        .await
     }
 
     /// `GET /readyz`.
@@ -193,17 +221,35 @@ impl Client {
 
     /// `GET /auth/status` with `token` as bearer.
     pub async fn auth_status(&self, token: &str) -> Result<AuthStatus> {
-        decode(self.http.get(self.url("/auth/status")).bearer_auth(token).send().await?).await
+        decode(
+            self.http
+                .get(self.url("/auth/status"))
+                .bearer_auth(token)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     // --- admin ---
 
     pub async fn create_client(&self, req: &CreateClientRequest) -> Result<ClientWithSecret> {
-        decode(self.admin(self.http.post(self.url("/v1/admin/clients")))?.json(req).send().await?).await
+        decode(
+            self.admin(self.http.post(self.url("/v1/admin/clients")))?
+                .json(req)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn list_clients(&self) -> Result<Vec<ClientInfo>> {
-        decode(self.admin(self.http.get(self.url("/v1/admin/clients")))?.send().await?).await
+        decode(
+            self.admin(self.http.get(self.url("/v1/admin/clients")))?
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn get_client(&self, client_id: &str) -> Result<ClientInfo> {
@@ -228,11 +274,22 @@ impl Client {
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
-        decode(self.admin(self.http.get(self.url("/v1/admin/keys")))?.send().await?).await
+        decode(
+            self.admin(self.http.get(self.url("/v1/admin/keys")))?
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn rotate_keys(&self, req: &RotateKeysRequest) -> Result<RotateKeysResponse> {
-        decode(self.admin(self.http.post(self.url("/v1/admin/keys/rotate")))?.json(req).send().await?).await
+        decode(
+            self.admin(self.http.post(self.url("/v1/admin/keys/rotate")))?
+                .json(req)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn retire_key(&self, kid: &str, req: &RetireKeyRequest) -> Result<()> {
@@ -241,11 +298,18 @@ impl Client {
     }
 
     pub async fn rotate_secrets(&self) -> Result<SecretRotation> {
-        decode(self.admin(self.http.post(self.url("/v1/admin/secrets/rotate")))?.send().await?).await
+        decode(
+            self.admin(self.http.post(self.url("/v1/admin/secrets/rotate")))?
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEvent>> {
-        let req = self.admin(self.http.get(self.url("/v1/admin/audit")))?.query(&[("limit", limit)]);
+        let req = self
+            .admin(self.http.get(self.url("/v1/admin/audit")))?
+            .query(&[("limit", limit)]);
         decode(req.send().await?).await
     }
 }

@@ -39,7 +39,6 @@ pub fn random_bytes(buf: &mut [u8]) {
 }
 
 /// A source of random bytes one at a time, for [`tollgate_core::secret_token::mint`].
-#[must_use]
 pub fn random_byte_source() -> impl FnMut() -> u8 {
     let mut pool = [0u8; 64];
     let mut at = pool.len();

@@ -25,25 +25,42 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<SecretString>, ApiErro
             created_at: state.clock.now().0,
         })
         .await?;
-    crate::audit::record(state, "system", "admin_token.create", Some(&id), None, serde_json::json!({"label": "bootstrap"})).await?;
+    crate::audit::record(
+        state,
+        "system",
+        "admin_token.create",
+        Some(&id),
+        None,
+        serde_json::json!({"label": "bootstrap"}),
+    )
+    .await?;
     Ok(Some(SecretString::from(token)))
 }
 
 /// The admin id for `token`, or `None` if it is not an admin token we know.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<String>, ApiError> {
     if let Err(e) = secret_token::check(SecretKind::AdminToken, token) {
-        return Err(ApiError::new(Reason::SecretMalformed, format!("admin token: {e}"))
-            .with_challenge("Bearer realm=\"tollgate-admin\""));
+        return Err(
+            ApiError::new(Reason::SecretMalformed, format!("admin token: {e}"))
+                .with_challenge("Bearer realm=\"tollgate-admin\""),
+        );
     }
     if let Some(configured) = state.config.bootstrap_token() {
-        let same = aws_lc_rs::constant_time::verify_slices_are_equal(configured.expose_secret().as_bytes(), token.as_bytes());
+        let same = aws_lc_rs::constant_time::verify_slices_are_equal(
+            configured.expose_secret().as_bytes(),
+            token.as_bytes(),
+        );
         if same.is_ok() {
             return Ok(Some("config".to_owned()));
         }
     }
     let hasher = state.hashing.hasher();
     for (version, hash) in hasher.all_hashes(token) {
-        if let Some(rec) = state.store.find_admin_token(&SecretHash { version, hash }).await? {
+        if let Some(rec) = state
+            .store
+            .find_admin_token(&SecretHash { version, hash })
+            .await?
+        {
             return Ok(Some(rec.id));
         }
     }

@@ -65,7 +65,10 @@ impl App {
         let master = Arc::new(master);
         let policy = KeyPolicy {
             algs: HashMap::from([(ACCESS.to_owned(), config.tokens.signing_alg)]),
-            max_token_life: HashMap::from([(ACCESS.to_owned(), config.tokens.access_ttl + config.tokens.leeway)]),
+            max_token_life: HashMap::from([(
+                ACCESS.to_owned(),
+                config.tokens.access_ttl + config.tokens.leeway,
+            )]),
             jwks_max_age: config.keys.jwks_max_age,
             rotate_after: config.keys.rotate_after,
         };
@@ -79,10 +82,13 @@ impl App {
             clock,
             metrics: Arc::new(Metrics::new()),
         };
-        let new_admin_token = crate::admin_tokens::bootstrap(&state)
-            .await
-            .map_err(|e| StartError::Bootstrap(format!("cannot create the bootstrap admin token: {}", e.message)))?;
-        Ok(Self { state, new_admin_token })
+        let new_admin_token = crate::admin_tokens::bootstrap(&state).await.map_err(|e| {
+            StartError::Bootstrap(format!("cannot create the bootstrap admin token: {}", e.message))
+        })?;
+        Ok(Self {
+            state,
+            new_admin_token,
+        })
     }
 
     /// The router with the full middleware stack.
@@ -105,7 +111,10 @@ impl App {
     }
 
     /// Runs key, secret and denylist upkeep every `reload_interval` until `shutdown` fires.
-    pub fn spawn_upkeep(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_upkeep(
+        &self,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let state = self.state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(state.config.keys.reload_interval);
@@ -143,17 +152,31 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     let started = Instant::now();
     let resp = next.run(req).await;
     let m = &state.metrics;
-    m.http_duration.get_or_create(&RouteLabel { route: route.clone() }).observe(started.elapsed().as_secs_f64());
-    m.http_requests.get_or_create(&HttpLabels { method, route, status: resp.status().as_u16() }).inc();
+    m.http_duration
+        .get_or_create(&RouteLabel { route: route.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
     resp
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests.
-pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let upkeep = app.spawn_upkeep(stop_rx);
     let router = app.router();
-    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
     let _ = stop_tx.send(true);
     let _ = upkeep.await;
     result

@@ -11,19 +11,29 @@ use tollgate_proto::admin::{ClientInfo, ClientWithSecret, CreateClientRequest};
 use tollgate_store::{ClientRecord, SecretHash, StoreError};
 
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// Validates and creates a service account; returns it with its secret (shown once).
 pub async fn create(state: &AppState, req: &CreateClientRequest) -> Result<ClientWithSecret, ApiError> {
     if !valid_name(&req.name) {
-        return Err(ApiError::new(Reason::InvalidParameter, "name must be 1–64 characters of A–Z a–z 0–9 . _ -"));
+        return Err(ApiError::new(
+            Reason::InvalidParameter,
+            "name must be 1–64 characters of A–Z a–z 0–9 . _ -",
+        ));
     }
-    let scope = Scope::from_tokens(&req.scope).map_err(|e| ApiError::new(Reason::InvalidParameter, format!("scope: {e}")))?;
+    let scope = Scope::from_tokens(&req.scope)
+        .map_err(|e| ApiError::new(Reason::InvalidParameter, format!("scope: {e}")))?;
     let audiences = req
         .audiences
         .iter()
-        .map(|a| Audience::parse(a).map_err(|e| ApiError::new(Reason::InvalidParameter, format!("audience `{a}`: {e}"))))
+        .map(|a| {
+            Audience::parse(a)
+                .map_err(|e| ApiError::new(Reason::InvalidParameter, format!("audience `{a}`: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let secret = secret_token::mint(SecretKind::ClientSecret, tollgate_crypto::random_byte_source());
     let (version, hash) = state.hashing.hasher().hash(&secret);
@@ -39,11 +49,17 @@ pub async fn create(state: &AppState, req: &CreateClientRequest) -> Result<Clien
     match state.store.create_client(&record).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::new(Reason::Conflict, format!("a client named `{}` already exists", req.name)));
+            return Err(ApiError::new(
+                Reason::Conflict,
+                format!("a client named `{}` already exists", req.name),
+            ));
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(ClientWithSecret { client: info(&record), client_secret: secret })
+    Ok(ClientWithSecret {
+        client: info(&record),
+        client_secret: secret,
+    })
 }
 
 /// Replaces a client's secret; the old one stops working at once.
@@ -52,10 +68,20 @@ pub async fn rotate_secret(state: &AppState, client_id: &str) -> Result<ClientWi
     let secret = secret_token::mint(SecretKind::ClientSecret, tollgate_crypto::random_byte_source());
     let (version, hash) = state.hashing.hasher().hash(&secret);
     let new = SecretHash { version, hash };
-    if !state.store.replace_client_secret(client_id, &record.secret, &new).await? {
-        return Err(ApiError::new(Reason::Conflict, "the secret changed concurrently; retry"));
+    if !state
+        .store
+        .replace_client_secret(client_id, &record.secret, &new)
+        .await?
+    {
+        return Err(ApiError::new(
+            Reason::Conflict,
+            "the secret changed concurrently; retry",
+        ));
     }
-    Ok(ClientWithSecret { client: info(&record), client_secret: secret })
+    Ok(ClientWithSecret {
+        client: info(&record),
+        client_secret: secret,
+    })
 }
 
 /// A client by id, or 404.
@@ -89,13 +115,19 @@ pub async fn authenticate(state: &AppState, presented: &PresentedClient) -> Resu
         return Err(auth_failed());
     }
     if record.disabled_at.is_some() {
-        return Err(ApiError::new(Reason::ClientDisabled, "this client has been disabled by an administrator")
-            .with_challenge(BASIC_CHALLENGE));
+        return Err(ApiError::new(
+            Reason::ClientDisabled,
+            "this client has been disabled by an administrator",
+        )
+        .with_challenge(BASIC_CHALLENGE));
     }
     if record.secret.version < hasher.current_version() {
         let (version, hash) = hasher.hash(secret);
         // Best effort: a concurrent re-hash or rotation wins, and that is fine.
-        let _ = state.store.replace_client_secret(&record.client_id, &record.secret, &SecretHash { version, hash }).await;
+        let _ = state
+            .store
+            .replace_client_secret(&record.client_id, &record.secret, &SecretHash { version, hash })
+            .await;
     }
     Ok(record)
 }
@@ -103,7 +135,12 @@ pub async fn authenticate(state: &AppState, presented: &PresentedClient) -> Resu
 /// The grant policy stored for a client. Stored values were validated on the way in, so
 /// a value that no longer parses is treated as corrupt data.
 pub fn policy(record: &ClientRecord) -> Result<ClientPolicy, ApiError> {
-    let corrupt = |what: &str| ApiError::unavailable(&StoreError::Corrupt(format!("client {}: {what}", record.client_id)));
+    let corrupt = |what: &str| {
+        ApiError::unavailable(&StoreError::Corrupt(format!(
+            "client {}: {what}",
+            record.client_id
+        )))
+    };
     Ok(ClientPolicy {
         allowed_scope: Scope::parse(&record.scope).map_err(|_| corrupt("scope"))?,
         allowed_audiences: record
@@ -120,7 +157,12 @@ pub fn info(record: &ClientRecord) -> ClientInfo {
     ClientInfo {
         client_id: record.client_id.clone(),
         name: record.name.clone(),
-        scope: record.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        scope: record
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         audiences: record.audiences.clone(),
         created_at: crate::rfc3339(record.created_at),
         disabled: record.disabled_at.is_some(),

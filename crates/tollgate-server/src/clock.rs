@@ -33,7 +33,8 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, d: std::time::Duration) {
-        self.0.fetch_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.0
+            .fetch_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX), Ordering::SeqCst);
     }
 }
 

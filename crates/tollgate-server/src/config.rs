@@ -15,7 +15,13 @@ use tollgate_core::SigningAlg;
 pub const EXAMPLE: &str = include_str!("config.example.toml");
 
 /// Environment variables read by the CLI rather than the server; allowed alongside config.
-const CLIENT_ENV: &[&str] = &["TOLLGATE_URL", "TOLLGATE_ADMIN_TOKEN", "TOLLGATE_CONFIG", "TOLLGATE_LOG", "TOLLGATE_MASTER_KEY"];
+const CLIENT_ENV: &[&str] = &[
+    "TOLLGATE_URL",
+    "TOLLGATE_ADMIN_TOKEN",
+    "TOLLGATE_CONFIG",
+    "TOLLGATE_LOG",
+    "TOLLGATE_MASTER_KEY",
+];
 /// Short forms for the most used keys.
 const SHORT_ENV: &[(&str, &str, &str)] = &[
     ("TOLLGATE_LISTEN", "server", "listen"),
@@ -24,7 +30,7 @@ const SHORT_ENV: &[(&str, &str, &str)] = &[
     ("TOLLGATE_DATABASE_URL", "database", "url"),
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -80,18 +86,6 @@ pub struct AdminConfig {
     pub bootstrap_token: Option<SecretString>,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            tokens: TokensConfig::default(),
-            keys: KeysConfig::default(),
-            admin: AdminConfig::default(),
-        }
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -138,23 +132,39 @@ pub enum ConfigError {
 }
 
 fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { origin: origin.into(), message: message.into() }
+    ConfigError::Invalid {
+        origin: origin.into(),
+        message: message.into(),
+    }
 }
 
 impl Config {
     /// Loads `path` (if any), applies environment overrides from `env`, and validates.
-    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let (mut table, origin) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
-                let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(format!(" in {}", p.display()), e.to_string()))?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                let table: toml::Table = toml::from_str(&text)
+                    .map_err(|e| invalid(format!(" in {}", p.display()), e.to_string()))?;
                 (table, format!(" in {}", p.display()))
             }
             None => (toml::Table::new(), String::new()),
         };
         let overridden = apply_env(&mut table, env)?;
-        let origin = if overridden.is_empty() { origin } else { format!("{origin} (with {})", overridden.join(", ")) };
-        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| invalid(origin.clone(), e.message().to_owned()))?;
+        let origin = if overridden.is_empty() {
+            origin
+        } else {
+            format!("{origin} (with {})", overridden.join(", "))
+        };
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(origin.clone(), e.message().to_owned()))?;
         config.validate().map_err(|m| invalid(origin, m))?;
         Ok(config)
     }
@@ -162,9 +172,13 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         let url = &self.server.public_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
-            return Err(format!("server.public_url must be an http(s) URL without a trailing slash, got `{url}`"));
+            return Err(format!(
+                "server.public_url must be an http(s) URL without a trailing slash, got `{url}`"
+            ));
         }
-        if self.tokens.access_ttl < Duration::from_secs(10) || self.tokens.access_ttl > Duration::from_secs(24 * 3600) {
+        if self.tokens.access_ttl < Duration::from_secs(10)
+            || self.tokens.access_ttl > Duration::from_secs(24 * 3600)
+        {
             return Err("tokens.access_ttl must be between 10s and 24h".into());
         }
         if self.tokens.max_token_bytes < 512 {
@@ -185,7 +199,11 @@ impl Config {
             let t = t.expose_secret();
             if !t.is_empty() {
                 tollgate_core::secret_token::check(tollgate_core::secret_token::SecretKind::AdminToken, t)
-                    .map_err(|e| format!("admin.bootstrap_token: {e}; generate one with `tollgate admin token generate`"))?;
+                    .map_err(|e| {
+                        format!(
+                            "admin.bootstrap_token: {e}; generate one with `tollgate admin token generate`"
+                        )
+                    })?;
             }
         }
         Ok(())
@@ -204,14 +222,21 @@ impl Config {
     /// The audience for tokens whose client names none.
     #[must_use]
     pub fn default_audience(&self) -> &str {
-        if self.tokens.default_audience.is_empty() { &self.server.public_url } else { &self.tokens.default_audience }
+        if self.tokens.default_audience.is_empty() {
+            &self.server.public_url
+        } else {
+            &self.tokens.default_audience
+        }
     }
 
     /// The configured bootstrap admin token, if set and non-empty.
     #[must_use]
     pub fn bootstrap_token(&self) -> Option<&SecretString> {
         use secrecy::ExposeSecret as _;
-        self.admin.bootstrap_token.as_ref().filter(|t| !t.expose_secret().is_empty())
+        self.admin
+            .bootstrap_token
+            .as_ref()
+            .filter(|t| !t.expose_secret().is_empty())
     }
 }
 
@@ -226,10 +251,16 @@ fn known_keys() -> Vec<(String, String)> {
 }
 
 /// Merges `TOLLGATE_*` variables into `table`; returns the names applied.
-fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<String>, ConfigError> {
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>, ConfigError> {
     let known = known_keys();
     let mut applied = Vec::new();
-    let mut vars: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with("TOLLGATE_")).collect();
+    let mut vars: Vec<_> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("TOLLGATE_"))
+        .collect();
     vars.sort();
     for (name, raw) in vars {
         if CLIENT_ENV.contains(&name.as_str()) || name.starts_with("TOLLGATE_TEST_") {
@@ -240,7 +271,10 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
             .find(|(short, _, _)| *short == name)
             .map(|(_, s, k)| ((*s).to_owned(), (*k).to_owned()))
             .or_else(|| {
-                known.iter().find(|(s, k)| name == format!("TOLLGATE_{}_{}", s.to_uppercase(), k.to_uppercase())).cloned()
+                known
+                    .iter()
+                    .find(|(s, k)| name == format!("TOLLGATE_{}_{}", s.to_uppercase(), k.to_uppercase()))
+                    .cloned()
             })
             .ok_or_else(|| ConfigError::UnknownEnv(name.clone()))?;
         let value = parse_env_value(&raw);
@@ -269,7 +303,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -306,7 +343,11 @@ mod tests {
     fn env_overrides_long_and_short_forms() {
         let c = Config::load(
             None,
-            env(&[("TOLLGATE_LISTEN", "127.0.0.1:9999"), ("TOLLGATE_TOKENS_ACCESS_TTL", "5m"), ("TOLLGATE_SERVER_MAX_BODY_BYTES", "4096")]),
+            env(&[
+                ("TOLLGATE_LISTEN", "127.0.0.1:9999"),
+                ("TOLLGATE_TOKENS_ACCESS_TTL", "5m"),
+                ("TOLLGATE_SERVER_MAX_BODY_BYTES", "4096"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c.server.listen.port(), 9999);
@@ -324,12 +365,16 @@ mod tests {
     fn bad_value_names_the_variable() {
         let err = Config::load(None, env(&[("TOLLGATE_TOKENS_SIGNING_ALG", "HS256")])).expect_err("bad alg");
         let msg = err.to_string();
-        assert!(msg.contains("TOLLGATE_TOKENS_SIGNING_ALG") && msg.contains("HS256"), "{msg}");
+        assert!(
+            msg.contains("TOLLGATE_TOKENS_SIGNING_ALG") && msg.contains("HS256"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn bootstrap_token_must_have_the_admin_format() {
-        let err = Config::load(None, env(&[("TOLLGATE_ADMIN_BOOTSTRAP_TOKEN", "hunter2")])).expect_err("bad token");
+        let err =
+            Config::load(None, env(&[("TOLLGATE_ADMIN_BOOTSTRAP_TOKEN", "hunter2")])).expect_err("bad token");
         assert!(err.to_string().contains("admin.bootstrap_token"), "{err}");
     }
 }

@@ -10,9 +10,13 @@ const KEY_FILE: &str = "master.key";
 /// Why the master key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum MasterKeyError {
-    #[error("TOLLGATE_MASTER_KEY must be base64 of exactly 32 bytes (generate one with `openssl rand -base64 32`)")]
+    #[error(
+        "TOLLGATE_MASTER_KEY must be base64 of exactly 32 bytes (generate one with `openssl rand -base64 32`)"
+    )]
     BadEnv,
-    #[error("master key file {path} is not base64 of 32 bytes; restore it from backup (keys sealed with another key cannot be opened)")]
+    #[error(
+        "master key file {path} is not base64 of 32 bytes; restore it from backup (keys sealed with another key cannot be opened)"
+    )]
     BadFile { path: String },
     #[error("cannot create data directory or key file {path}: {source}")]
     Io { path: String, source: std::io::Error },
@@ -20,7 +24,10 @@ pub enum MasterKeyError {
 
 /// Creates the data directory (mode 0700 on Unix) if needed.
 pub fn ensure_data_dir(dir: &Path) -> Result<(), MasterKeyError> {
-    let io = |source| MasterKeyError::Io { path: dir.display().to_string(), source };
+    let io = |source| MasterKeyError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     #[cfg(unix)]
     {
@@ -45,9 +52,16 @@ pub fn load_or_create_master_key(dir: &Path, env_value: Option<&str>) -> Result<
         return decode(v).ok_or(MasterKeyError::BadEnv);
     }
     let path = dir.join(KEY_FILE);
-    let io = |source| MasterKeyError::Io { path: path.display().to_string(), source };
+    let io = |source| MasterKeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
-        Ok(text) => return decode(&text).ok_or_else(|| MasterKeyError::BadFile { path: path.display().to_string() }),
+        Ok(text) => {
+            return decode(&text).ok_or_else(|| MasterKeyError::BadFile {
+                path: path.display().to_string(),
+            });
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
@@ -80,7 +94,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -92,6 +109,9 @@ mod tests {
         let k = load_or_create_master_key(dir.path(), Some(&env)).expect("env key");
         assert_eq!(k.expose_bytes(), &[3u8; 32]);
         assert!(!dir.path().join(KEY_FILE).exists());
-        assert!(matches!(load_or_create_master_key(dir.path(), Some("short")), Err(MasterKeyError::BadEnv)));
+        assert!(matches!(
+            load_or_create_master_key(dir.path(), Some("short")),
+            Err(MasterKeyError::BadEnv)
+        ));
     }
 }

@@ -24,7 +24,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into(), challenge: None }
+        Self {
+            reason,
+            message: message.into(),
+            challenge: None,
+        }
     }
 
     /// Adds a `WWW-Authenticate` challenge.
@@ -37,7 +41,10 @@ impl ApiError {
     /// A backing-service failure: logged with its cause, answered 503 without it.
     pub fn unavailable(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %DisplayChain(cause), "backing service failed; refusing request");
-        Self::new(Reason::ServiceUnavailable, "a backing service is unavailable; retry later")
+        Self::new(
+            Reason::ServiceUnavailable,
+            "a backing service is unavailable; retry later",
+        )
     }
 
     /// A bug or broken invariant: logged with its cause, answered 500 without it.
@@ -65,7 +72,9 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         ScopeMalformed | ScopeNotAllowed => (StatusCode::BAD_REQUEST, "invalid_scope"),
         AudienceNotAllowed => (StatusCode::BAD_REQUEST, "invalid_target"),
         Malformed | TokenTooLarge | AlgNotAllowed | KidNotFound | InvalidSignature | WrongTokenType
-        | IssuerMismatch | Expired | NotYetValid | ClaimMissing | Revoked => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        | IssuerMismatch | Expired | NotYetValid | ClaimMissing | Revoked => {
+            (StatusCode::UNAUTHORIZED, "invalid_token")
+        }
         TokenNotOwned => (StatusCode::BAD_REQUEST, "unauthorized_client"),
         TokenMissing | AdminAuthRequired | AdminAuthFailed => (StatusCode::UNAUTHORIZED, "unauthorized"),
         NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -79,7 +88,11 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = classify(self.reason);
-        let body = ErrorBody { error: error.to_owned(), error_description: self.message, reason: self.reason.code().to_owned() };
+        let body = ErrorBody {
+            error: error.to_owned(),
+            error_description: self.message,
+            reason: self.reason.code().to_owned(),
+        };
         let mut resp = (status, Json(body)).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -110,7 +123,9 @@ impl From<KeyError> for ApiError {
         match e {
             KeyError::Store(s) => s.into(),
             KeyError::InvalidState(m) => ApiError::new(Reason::InvalidKeyState, m),
-            KeyError::NotFound(kid) => ApiError::new(Reason::NotFound, format!("no signing key with kid `{kid}`")),
+            KeyError::NotFound(kid) => {
+                ApiError::new(Reason::NotFound, format!("no signing key with kid `{kid}`"))
+            }
             other @ (KeyError::Seal { .. } | KeyError::Crypto { .. }) => ApiError::internal(&other),
         }
     }
@@ -151,7 +166,10 @@ mod tests {
             let (status, error) = classify(*r);
             assert!(!error.is_empty());
             if status.is_server_error() {
-                assert!(matches!(r, Reason::ServiceUnavailable | Reason::InternalError), "{r} maps to {status}");
+                assert!(
+                    matches!(r, Reason::ServiceUnavailable | Reason::InternalError),
+                    "{r} maps to {status}"
+                );
             } else {
                 assert!(status.is_client_error(), "{r} maps to {status}");
             }

@@ -36,7 +36,9 @@ pub struct KeyPolicy {
 pub enum KeyError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("signing key {kid} does not open with this master key ({source}); every replica must use the same TOLLGATE_MASTER_KEY")]
+    #[error(
+        "signing key {kid} does not open with this master key ({source}); every replica must use the same TOLLGATE_MASTER_KEY"
+    )]
     Seal { kid: String, source: SealError },
     #[error("key material of {kid} is unusable: {source}")]
     Crypto { kid: String, source: CryptoError },
@@ -115,7 +117,13 @@ impl KeyRing {
             jwks_body: Bytes::new(),
             etag: String::new(),
         });
-        let ring = Self { store, master, clock, policy, snapshot: RwLock::new(empty) };
+        let ring = Self {
+            store,
+            master,
+            clock,
+            policy,
+            snapshot: RwLock::new(empty),
+        };
         ring.ensure_keys().await?;
         ring.reload().await?;
         Ok(ring)
@@ -125,7 +133,10 @@ impl KeyRing {
     #[must_use]
     pub fn snapshot(&self) -> Arc<KeySnapshot> {
         // A poisoned lock only means a writer panicked mid-swap of an Arc; the value is intact.
-        self.snapshot.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.snapshot
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn now(&self) -> i64 {
@@ -133,8 +144,10 @@ impl KeyRing {
     }
 
     fn new_record(&self, purpose: &str, alg: SigningAlg, state: KeyState) -> Result<KeyRecord, KeyError> {
-        let (key, pkcs8) =
-            SigningKey::generate(alg).map_err(|source| KeyError::Crypto { kid: "(new)".into(), source })?;
+        let (key, pkcs8) = SigningKey::generate(alg).map_err(|source| KeyError::Crypto {
+            kid: "(new)".into(),
+            source,
+        })?;
         let now = self.now();
         Ok(KeyRecord {
             kid: key.kid().to_owned(),
@@ -166,16 +179,21 @@ impl KeyRing {
             let of = |state| keys.iter().find(|k| &k.purpose == purpose && k.state == state);
             if of(KeyState::Active).is_none() && of(KeyState::Next).is_none() {
                 tracing::info!(purpose, %alg, "creating first signing key");
-                self.insert_tolerating_race(&self.new_record(purpose, *alg, KeyState::Active)?).await?;
+                self.insert_tolerating_race(&self.new_record(purpose, *alg, KeyState::Active)?)
+                    .await?;
             }
             match of(KeyState::Next) {
                 Some(next) if next.alg == alg.as_str() => {}
                 Some(next) => {
                     tracing::info!(purpose, old = %next.alg, new = %alg, "signing_alg changed: replacing the next key");
                     self.store.retire_key(&next.kid, self.now(), self.now()).await?;
-                    self.insert_tolerating_race(&self.new_record(purpose, *alg, KeyState::Next)?).await?;
+                    self.insert_tolerating_race(&self.new_record(purpose, *alg, KeyState::Next)?)
+                        .await?;
                 }
-                None => self.insert_tolerating_race(&self.new_record(purpose, *alg, KeyState::Next)?).await?,
+                None => {
+                    self.insert_tolerating_race(&self.new_record(purpose, *alg, KeyState::Next)?)
+                        .await?
+                }
             }
         }
         Ok(())
@@ -196,10 +214,13 @@ impl KeyRing {
             let alg: SigningAlg = rec.alg.parse().map_err(|e: tollgate_core::alg::UnknownAlg| {
                 KeyError::InvalidState(format!("key {}: {e}", rec.kid))
             })?;
-            let jwk: Jwk = serde_json::from_str(&rec.public_jwk)
-                .map_err(|e| KeyError::InvalidState(format!("key {}: stored JWK is not valid JSON: {e}", rec.kid)))?;
-            let verifier = VerifyingKey::from_jwk(alg, &jwk)
-                .map_err(|source| KeyError::Crypto { kid: rec.kid.clone(), source })?;
+            let jwk: Jwk = serde_json::from_str(&rec.public_jwk).map_err(|e| {
+                KeyError::InvalidState(format!("key {}: stored JWK is not valid JSON: {e}", rec.kid))
+            })?;
+            let verifier = VerifyingKey::from_jwk(alg, &jwk).map_err(|source| KeyError::Crypto {
+                kid: rec.kid.clone(),
+                source,
+            })?;
             if rec.state == KeyState::Active {
                 let signer = match previous.active.get(&rec.purpose).filter(|k| k.kid() == rec.kid) {
                     Some(k) => k.clone(),
@@ -213,8 +234,17 @@ impl KeyRing {
         let jwks_body = Bytes::from(serde_json::to_vec(&jwks).unwrap_or_default());
         let digest = digest::digest(&digest::SHA256, &jwks_body);
         let etag = format!("\"{}\"", hex::encode(&digest.as_ref()[..16]));
-        let snap = Arc::new(KeySnapshot { active, verifiers, records, jwks_body, etag });
-        *self.snapshot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = snap;
+        let snap = Arc::new(KeySnapshot {
+            active,
+            verifiers,
+            records,
+            jwks_body,
+            etag,
+        });
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = snap;
         Ok(())
     }
 
@@ -222,16 +252,30 @@ impl KeyRing {
         let der = self
             .master
             .open(&rec.kid, &rec.sealed_private_key)
-            .map_err(|source| KeyError::Seal { kid: rec.kid.clone(), source })?;
-        let key = SigningKey::from_pkcs8(alg, &der).map_err(|source| KeyError::Crypto { kid: rec.kid.clone(), source })?;
+            .map_err(|source| KeyError::Seal {
+                kid: rec.kid.clone(),
+                source,
+            })?;
+        let key = SigningKey::from_pkcs8(alg, &der).map_err(|source| KeyError::Crypto {
+            kid: rec.kid.clone(),
+            source,
+        })?;
         if key.kid() != rec.kid {
-            return Err(KeyError::InvalidState(format!("key {} opens to a different key ({})", rec.kid, key.kid())));
+            return Err(KeyError::InvalidState(format!(
+                "key {} opens to a different key ({})",
+                rec.kid,
+                key.kid()
+            )));
         }
         Ok(key)
     }
 
     fn publish_margin(&self, purpose: &str) -> Duration {
-        self.policy.max_token_life.get(purpose).copied().unwrap_or(Duration::from_secs(24 * 3600))
+        self.policy
+            .max_token_life
+            .get(purpose)
+            .copied()
+            .unwrap_or(Duration::from_secs(24 * 3600))
     }
 
     /// Promotes the next key of `purpose`, retires the active one and publishes a new next.
@@ -245,11 +289,17 @@ impl KeyRing {
             .get(purpose)
             .ok_or_else(|| KeyError::InvalidState(format!("no signing keys for purpose `{purpose}`")))?;
         let keys = self.store.list_keys().await?;
-        let active = keys.iter().find(|k| k.purpose == purpose && k.state == KeyState::Active);
+        let active = keys
+            .iter()
+            .find(|k| k.purpose == purpose && k.state == KeyState::Active);
         let next = keys
             .iter()
             .find(|k| k.purpose == purpose && k.state == KeyState::Next)
-            .ok_or_else(|| KeyError::InvalidState(format!("purpose `{purpose}` has no next key; restart or wait for the next reload")))?;
+            .ok_or_else(|| {
+                KeyError::InvalidState(format!(
+                    "purpose `{purpose}` has no next key; restart or wait for the next reload"
+                ))
+            })?;
         let now = self.now();
         let published_for = now.saturating_sub(next.created_at);
         let needed = i64::try_from(self.policy.jwks_max_age.as_secs()).unwrap_or(i64::MAX);
@@ -273,14 +323,21 @@ impl KeyRing {
         self.store.rotate_keys(&rotation).await?;
         self.reload().await?;
         tracing::info!(purpose, activated = %next.kid, retired = ?rotation.expected_active, "rotated signing key");
-        Ok(Rotation { retired: rotation.expected_active, activated: next.kid.clone(), next: new_next.kid })
+        Ok(Rotation {
+            retired: rotation.expected_active,
+            activated: next.kid.clone(),
+            next: new_next.kid,
+        })
     }
 
     /// Retires a key that does not sign. A next key is replaced by a fresh one; a retired
     /// key's publication ends now when `immediately` (tokens it signed stop verifying).
     pub async fn retire(&self, kid: &str, immediately: bool) -> Result<(), KeyError> {
         let keys = self.store.list_keys().await?;
-        let rec = keys.iter().find(|k| k.kid == kid).ok_or_else(|| KeyError::NotFound(kid.to_owned()))?;
+        let rec = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| KeyError::NotFound(kid.to_owned()))?;
         let now = self.now();
         match rec.state {
             KeyState::Active => {
@@ -292,7 +349,8 @@ impl KeyRing {
                 self.store.retire_key(kid, now, now).await?;
                 let alg = rec.alg.parse().unwrap_or(SigningAlg::EdDSA);
                 let alg = self.policy.algs.get(&rec.purpose).copied().unwrap_or(alg);
-                self.insert_tolerating_race(&self.new_record(&rec.purpose, alg, KeyState::Next)?).await?;
+                self.insert_tolerating_race(&self.new_record(&rec.purpose, alg, KeyState::Next)?)
+                    .await?;
             }
             KeyState::Retired if immediately => {
                 self.store.retire_key(kid, now, now).await?;
@@ -316,7 +374,10 @@ impl KeyRing {
         let keys = self.store.list_keys().await?;
         let rotate_after = i64::try_from(self.policy.rotate_after.as_secs()).unwrap_or(i64::MAX);
         for (purpose, alg) in &self.policy.algs {
-            let Some(active) = keys.iter().find(|k| &k.purpose == purpose && k.state == KeyState::Active) else {
+            let Some(active) = keys
+                .iter()
+                .find(|k| &k.purpose == purpose && k.state == KeyState::Active)
+            else {
                 continue;
             };
             let age = now.saturating_sub(active.activated_at.unwrap_or(active.created_at));
@@ -325,7 +386,9 @@ impl KeyRing {
                 match self.rotate(purpose, false).await {
                     Ok(r) => tracing::info!(purpose, activated = %r.activated, "automatic key rotation"),
                     // Not yet publishable, or another replica rotated first: try again next tick.
-                    Err(KeyError::InvalidState(why)) => tracing::debug!(purpose, %why, "automatic rotation deferred"),
+                    Err(KeyError::InvalidState(why)) => {
+                        tracing::debug!(purpose, %why, "automatic rotation deferred")
+                    }
                     Err(KeyError::Store(StoreError::Conflict(_))) => {}
                     Err(e) => return Err(e),
                 }

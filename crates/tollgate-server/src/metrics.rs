@@ -49,11 +49,33 @@ impl Metrics {
         let http_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let tokens_issued = Family::<KindLabel, Counter>::default();
         let audit_failures = Counter::default();
-        registry.register("http_requests", "HTTP requests by method, route and status", http_requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by route", http_duration.clone());
-        registry.register("tokens_issued", "Credentials issued by kind", tokens_issued.clone());
-        registry.register("audit_write_failures", "Audit events that could not be written", audit_failures.clone());
-        Self { registry, http_requests, http_duration, tokens_issued, audit_failures }
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_duration.clone(),
+        );
+        registry.register(
+            "tokens_issued",
+            "Credentials issued by kind",
+            tokens_issued.clone(),
+        );
+        registry.register(
+            "audit_write_failures",
+            "Audit events that could not be written",
+            audit_failures.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            tokens_issued,
+            audit_failures,
+        }
     }
 
     /// The OpenMetrics text exposition.

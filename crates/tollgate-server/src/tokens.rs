@@ -32,10 +32,17 @@ pub fn issue(state: &AppState, client: &ClientRecord, grant: &Grant) -> Result<I
     };
     let keys = state.keys.snapshot();
     let key = keys.signer(ACCESS).ok_or_else(|| {
-        ApiError::unavailable(&crate::keyring::KeyError::InvalidState("no active access-token key".into()))
+        ApiError::unavailable(&crate::keyring::KeyError::InvalidState(
+            "no active access-token key".into(),
+        ))
     })?;
-    let token = tollgate_crypto::jws::sign(key, ACCESS_TOKEN_TYP, &claims).map_err(|e| ApiError::internal(&e))?;
-    state.metrics.tokens_issued.get_or_create(&crate::metrics::KindLabel { kind: "access" }).inc();
+    let token =
+        tollgate_crypto::jws::sign(key, ACCESS_TOKEN_TYP, &claims).map_err(|e| ApiError::internal(&e))?;
+    state
+        .metrics
+        .tokens_issued
+        .get_or_create(&crate::metrics::KindLabel { kind: "access" })
+        .inc();
     Ok(IssuedToken { token, claims })
 }
 
@@ -47,7 +54,10 @@ pub struct Rejected {
 }
 
 fn rejected(reason: Reason, message: impl Into<String>) -> Rejected {
-    Rejected { reason, message: message.into() }
+    Rejected {
+        reason,
+        message: message.into(),
+    }
 }
 
 /// Verifies one of our access tokens offline: size, structure, `typ`, key by `kid`, exact
@@ -56,17 +66,33 @@ pub fn verify(state: &AppState, token: &str) -> Result<AccessTokenClaims, Reject
     let jws = UnverifiedJws::parse(token, state.config.tokens.max_token_bytes)
         .map_err(|e| rejected(e.reason(), e.to_string()))?;
     let header = jws.header();
-    if header.typ.as_deref().is_none_or(|t| !t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)) {
+    if header
+        .typ
+        .as_deref()
+        .is_none_or(|t| !t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+    {
         return Err(rejected(Reason::WrongTokenType, "typ must be at+jwt (RFC 9068)"));
     }
-    let kid = header.kid.as_deref().ok_or_else(|| rejected(Reason::KidNotFound, "token has no kid"))?;
+    let kid = header
+        .kid
+        .as_deref()
+        .ok_or_else(|| rejected(Reason::KidNotFound, "token has no kid"))?;
     let keys = state.keys.snapshot();
-    let key = keys.verifier(kid).ok_or_else(|| rejected(Reason::KidNotFound, format!("no published key has kid `{kid}`")))?;
+    let key = keys
+        .verifier(kid)
+        .ok_or_else(|| rejected(Reason::KidNotFound, format!("no published key has kid `{kid}`")))?;
     let payload = jws.verify(key).map_err(|e| rejected(e.reason(), e.to_string()))?;
-    let claims: AccessTokenClaims = serde_json::from_slice(&payload)
-        .map_err(|e| rejected(Reason::ClaimMissing, format!("claims do not have the access-token shape: {e}")))?;
+    let claims: AccessTokenClaims = serde_json::from_slice(&payload).map_err(|e| {
+        rejected(
+            Reason::ClaimMissing,
+            format!("claims do not have the access-token shape: {e}"),
+        )
+    })?;
     if claims.iss != state.config.server.public_url {
-        return Err(rejected(Reason::IssuerMismatch, format!("iss `{}` is not this server", claims.iss)));
+        return Err(rejected(
+            Reason::IssuerMismatch,
+            format!("iss `{}` is not this server", claims.iss),
+        ));
     }
     match claims.check_times(state.clock.now(), state.config.tokens.leeway.as_secs()) {
         Ok(()) => Ok(claims),
@@ -77,7 +103,10 @@ pub fn verify(state: &AppState, token: &str) -> Result<AccessTokenClaims, Reject
 
 /// [`verify`] plus the checks that need the store: the jti denylist and whether the client
 /// still exists and is enabled.
-pub async fn verify_live(state: &AppState, token: &str) -> Result<Result<AccessTokenClaims, Rejected>, ApiError> {
+pub async fn verify_live(
+    state: &AppState,
+    token: &str,
+) -> Result<Result<AccessTokenClaims, Rejected>, ApiError> {
     let claims = match verify(state, token) {
         Ok(c) => c,
         Err(r) => return Ok(Err(r)),
@@ -87,7 +116,13 @@ pub async fn verify_live(state: &AppState, token: &str) -> Result<Result<AccessT
     }
     match state.store.get_client(&claims.client_id).await? {
         Some(c) if c.disabled_at.is_none() => Ok(Ok(claims)),
-        Some(_) => Ok(Err(rejected(Reason::Revoked, "the token's client has been disabled"))),
-        None => Ok(Err(rejected(Reason::Revoked, "the token's client has been deleted"))),
+        Some(_) => Ok(Err(rejected(
+            Reason::Revoked,
+            "the token's client has been disabled",
+        ))),
+        None => Ok(Err(rejected(
+            Reason::Revoked,
+            "the token's client has been deleted",
+        ))),
     }
 }

@@ -134,12 +134,30 @@ pub trait Audit {
 
 /// Everything tollgate stores.
 pub trait Store:
-    Health + SigningKeys + ServerSecrets + Clients + AdminTokens + Revocations + Audit + Send + Sync + std::fmt::Debug
+    Health
+    + SigningKeys
+    + ServerSecrets
+    + Clients
+    + AdminTokens
+    + Revocations
+    + Audit
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
 }
 
 impl<T> Store for T where
-    T: Health + SigningKeys + ServerSecrets + Clients + AdminTokens + Revocations + Audit + Send + Sync + std::fmt::Debug
+    T: Health
+        + SigningKeys
+        + ServerSecrets
+        + Clients
+        + AdminTokens
+        + Revocations
+        + Audit
+        + Send
+        + Sync
+        + std::fmt::Debug
 {
 }
 

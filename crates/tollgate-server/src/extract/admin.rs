@@ -29,12 +29,17 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers).ok_or_else(|| {
-            ApiError::new(Reason::AdminAuthRequired, "send an admin token as `Authorization: Bearer tg_adm_…`")
-                .with_challenge(CHALLENGE)
+            ApiError::new(
+                Reason::AdminAuthRequired,
+                "send an admin token as `Authorization: Bearer tg_adm_…`",
+            )
+            .with_challenge(CHALLENGE)
         })?;
         match crate::admin_tokens::authenticate(state, token).await? {
             Some(id) => Ok(Admin { id }),
-            None => Err(ApiError::new(Reason::AdminAuthFailed, "unknown admin token").with_challenge(CHALLENGE)),
+            None => {
+                Err(ApiError::new(Reason::AdminAuthFailed, "unknown admin token").with_challenge(CHALLENGE))
+            }
         }
     }
 }

@@ -41,7 +41,9 @@ pub fn presented_client(headers: &HeaderMap, form: &Form) -> Result<Option<Prese
                 .decode(b64)
                 .map_err(|_| failed("HTTP Basic credentials are not valid base64"))?;
             let raw = String::from_utf8(raw).map_err(|_| failed("HTTP Basic credentials are not UTF-8"))?;
-            let (id, secret) = raw.split_once(':').ok_or_else(|| failed("HTTP Basic credentials lack a `:`"))?;
+            let (id, secret) = raw
+                .split_once(':')
+                .ok_or_else(|| failed("HTTP Basic credentials lack a `:`"))?;
             // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
             let id = url_decode(id)?;
             let secret = url_decode(secret)?;
@@ -50,11 +52,19 @@ pub fn presented_client(headers: &HeaderMap, form: &Form) -> Result<Option<Prese
             {
                 return Err(failed("client_id in the body differs from the HTTP Basic user"));
             }
-            Ok(Some(PresentedClient { client_id: id, secret: SecretString::from(secret) }))
+            Ok(Some(PresentedClient {
+                client_id: id,
+                secret: SecretString::from(secret),
+            }))
         }
         (None, Some(secret)) => {
-            let id = form.one("client_id")?.ok_or_else(|| failed("client_secret sent without client_id"))?;
-            Ok(Some(PresentedClient { client_id: id.to_owned(), secret: SecretString::from(secret.to_owned()) }))
+            let id = form
+                .one("client_id")?
+                .ok_or_else(|| failed("client_secret sent without client_id"))?;
+            Ok(Some(PresentedClient {
+                client_id: id.to_owned(),
+                secret: SecretString::from(secret.to_owned()),
+            }))
         }
         (None, None) => Ok(None),
     }
@@ -63,8 +73,11 @@ pub fn presented_client(headers: &HeaderMap, form: &Form) -> Result<Option<Prese
 /// Like [`presented_client`] but credentials are required.
 pub fn require_client(headers: &HeaderMap, form: &Form) -> Result<PresentedClient, ApiError> {
     presented_client(headers, form)?.ok_or_else(|| {
-        ApiError::new(Reason::ClientAuthMissing, "authenticate the client with HTTP Basic or client_secret_post")
-            .with_challenge(BASIC_CHALLENGE)
+        ApiError::new(
+            Reason::ClientAuthMissing,
+            "authenticate the client with HTTP Basic or client_secret_post",
+        )
+        .with_challenge(BASIC_CHALLENGE)
     })
 }
 
@@ -84,13 +97,18 @@ mod tests {
     fn basic(user: &str, pass: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        h.insert(header::AUTHORIZATION, format!("Basic {v}").parse().expect("header"));
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {v}").parse().expect("header"),
+        );
         h
     }
 
     #[test]
     fn basic_credentials_are_url_decoded() {
-        let c = presented_client(&basic("my%20client", "a%3Ab"), &Form::default()).expect("ok").expect("some");
+        let c = presented_client(&basic("my%20client", "a%3Ab"), &Form::default())
+            .expect("ok")
+            .expect("some");
         assert_eq!(c.client_id, "my client");
         assert_eq!(c.secret.expose_secret(), "a:b");
     }
@@ -105,7 +123,12 @@ mod tests {
     #[test]
     fn post_credentials_need_an_id() {
         let form = Form::parse(b"client_secret=y").expect("form");
-        assert_eq!(presented_client(&HeaderMap::new(), &form).expect_err("no id").reason, Reason::ClientAuthFailed);
+        assert_eq!(
+            presented_client(&HeaderMap::new(), &form)
+                .expect_err("no id")
+                .reason,
+            Reason::ClientAuthFailed
+        );
     }
 
     #[test]

@@ -45,13 +45,21 @@ impl Form {
 
     /// The single value of a required parameter.
     pub fn required(&self, name: &str) -> Result<&str, ApiError> {
-        self.one(name)?
-            .ok_or_else(|| ApiError::new(Reason::MissingParameter, format!("parameter `{name}` is required")))
+        self.one(name)?.ok_or_else(|| {
+            ApiError::new(
+                Reason::MissingParameter,
+                format!("parameter `{name}` is required"),
+            )
+        })
     }
 
     /// Every non-empty value of a repeatable parameter (`resource`, `audience`).
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.pairs.iter().filter(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str()).collect()
+        self.pairs
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -60,19 +68,30 @@ fn decode(raw: &[u8]) -> Result<String, ApiError> {
     percent_encoding::percent_decode(&plus_as_space)
         .decode_utf8()
         .map(std::borrow::Cow::into_owned)
-        .map_err(|_| ApiError::new(Reason::InvalidUtf8, "a form parameter is not valid UTF-8 after percent-decoding"))
+        .map_err(|_| {
+            ApiError::new(
+                Reason::InvalidUtf8,
+                "a form parameter is not valid UTF-8 after percent-decoding",
+            )
+        })
 }
 
 /// Checks that the request's Content-Type is `expected` (parameters such as charset allowed).
 pub fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let essence = ct.split(';').next().unwrap_or_default().trim();
     if essence.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
         Err(ApiError::new(
             Reason::UnsupportedContentType,
-            format!("Content-Type must be {expected}, got `{}`", if ct.is_empty() { "(none)" } else { ct }),
+            format!(
+                "Content-Type must be {expected}, got `{}`",
+                if ct.is_empty() { "(none)" } else { ct }
+            ),
         ))
     }
 }
@@ -80,7 +99,10 @@ pub fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), A
 /// Reads the body up to the configured limit, mapping overflow to `body-too-large`.
 pub async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-        ApiError::new(Reason::BodyTooLarge, format!("request body is larger than {limit} bytes"))
+        ApiError::new(
+            Reason::BodyTooLarge,
+            format!("request body is larger than {limit} bytes"),
+        )
     })
 }
 
@@ -98,7 +120,10 @@ impl FromRequest<AppState> for FormRequest {
         require_content_type(req.headers(), "application/x-www-form-urlencoded")?;
         let headers = req.headers().clone();
         let body = read_body(req, state.config.server.max_body_bytes).await?;
-        Ok(Self { headers, form: Form::parse(&body)? })
+        Ok(Self {
+            headers,
+            form: Form::parse(&body)?,
+        })
     }
 }
 
@@ -116,20 +141,32 @@ mod tests {
     #[test]
     fn duplicates_are_refused_for_single_parameters_only() {
         let f = Form::parse(b"grant_type=a&grant_type=b&resource=x&resource=y").expect("valid");
-        assert_eq!(f.one("grant_type").expect_err("dup").reason, Reason::DuplicateParameter);
+        assert_eq!(
+            f.one("grant_type").expect_err("dup").reason,
+            Reason::DuplicateParameter
+        );
         assert_eq!(f.all("resource"), vec!["x", "y"]);
     }
 
     #[test]
     fn invalid_utf8_is_refused() {
-        assert_eq!(Form::parse(b"a=%ff").expect_err("bad").reason, Reason::InvalidUtf8);
-        assert_eq!(Form::parse(b"a=\xff").expect_err("bad").reason, Reason::InvalidUtf8);
+        assert_eq!(
+            Form::parse(b"a=%ff").expect_err("bad").reason,
+            Reason::InvalidUtf8
+        );
+        assert_eq!(
+            Form::parse(b"a=\xff").expect_err("bad").reason,
+            Reason::InvalidUtf8
+        );
     }
 
     #[test]
     fn empty_value_counts_as_absent() {
         let f = Form::parse(b"scope=&x").expect("valid");
         assert_eq!(f.one("scope").expect("single"), None);
-        assert_eq!(f.required("scope").expect_err("missing").reason, Reason::MissingParameter);
+        assert_eq!(
+            f.required("scope").expect_err("missing").reason,
+            Reason::MissingParameter
+        );
     }
 }

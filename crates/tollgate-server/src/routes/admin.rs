@@ -15,8 +15,8 @@ use serde_json::json;
 use tollgate_core::Reason;
 use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{
-    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, KeyInfo, RetireKeyRequest, RotateKeysRequest,
-    RotateKeysResponse, SecretRotation,
+    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, KeyInfo, RetireKeyRequest,
+    RotateKeysRequest, RotateKeysResponse, SecretRotation,
 };
 
 /// Create a service account; the response holds its secret, shown this once.
@@ -35,22 +35,45 @@ pub async fn create_client(
 ) -> Result<(StatusCode, Json<ClientWithSecret>), ApiError> {
     let created = clients::create(&state, &req).await?;
     let c = &created.client;
-    crate::audit::record(&state, &admin.actor(), "client.create", Some(&c.client_id), None, json!({"name": c.name, "scope": c.scope, "audiences": c.audiences})).await?;
+    crate::audit::record(
+        &state,
+        &admin.actor(),
+        "client.create",
+        Some(&c.client_id),
+        None,
+        json!({"name": c.name, "scope": c.scope, "audiences": c.audiences}),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// List service accounts.
 #[utoipa::path(get, path = "/v1/admin/clients", tag = "admin", security(("admin" = [])),
     responses((status = 200, body = [ClientInfo]), (status = 401, body = ErrorBody)))]
-pub async fn list_clients(State(state): State<AppState>, _admin: Admin) -> Result<Json<Vec<ClientInfo>>, ApiError> {
-    Ok(Json(state.store.list_clients().await?.iter().map(clients::info).collect()))
+pub async fn list_clients(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Vec<ClientInfo>>, ApiError> {
+    Ok(Json(
+        state
+            .store
+            .list_clients()
+            .await?
+            .iter()
+            .map(clients::info)
+            .collect(),
+    ))
 }
 
 /// One service account.
 #[utoipa::path(get, path = "/v1/admin/clients/{client_id}", tag = "admin", security(("admin" = [])),
     params(("client_id" = String, Path)),
     responses((status = 200, body = ClientInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_client(State(state): State<AppState>, _admin: Admin, Path(client_id): Path<String>) -> Result<Json<ClientInfo>, ApiError> {
+pub async fn get_client(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(client_id): Path<String>,
+) -> Result<Json<ClientInfo>, ApiError> {
     Ok(Json(clients::info(&clients::find(&state, &client_id).await?)))
 }
 
@@ -58,11 +81,26 @@ pub async fn get_client(State(state): State<AppState>, _admin: Admin, Path(clien
 #[utoipa::path(delete, path = "/v1/admin/clients/{client_id}", tag = "admin", security(("admin" = [])),
     params(("client_id" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_client(State(state): State<AppState>, admin: Admin, Path(client_id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if !state.store.delete_client(&client_id).await? {
-        return Err(ApiError::new(Reason::NotFound, format!("no client with id `{client_id}`")));
+        return Err(ApiError::new(
+            Reason::NotFound,
+            format!("no client with id `{client_id}`"),
+        ));
     }
-    crate::audit::record(&state, &admin.actor(), "client.delete", Some(&client_id), None, json!({})).await?;
+    crate::audit::record(
+        &state,
+        &admin.actor(),
+        "client.delete",
+        Some(&client_id),
+        None,
+        json!({}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -70,18 +108,42 @@ pub async fn delete_client(State(state): State<AppState>, admin: Admin, Path(cli
 #[utoipa::path(post, path = "/v1/admin/clients/{client_id}/secret", tag = "admin", security(("admin" = [])),
     params(("client_id" = String, Path)),
     responses((status = 200, body = ClientWithSecret), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn rotate_client_secret(State(state): State<AppState>, admin: Admin, Path(client_id): Path<String>) -> Result<Json<ClientWithSecret>, ApiError> {
+pub async fn rotate_client_secret(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+) -> Result<Json<ClientWithSecret>, ApiError> {
     let rotated = clients::rotate_secret(&state, &client_id).await?;
-    crate::audit::record(&state, &admin.actor(), "client.secret.rotate", Some(&client_id), None, json!({})).await?;
+    crate::audit::record(
+        &state,
+        &admin.actor(),
+        "client.secret.rotate",
+        Some(&client_id),
+        None,
+        json!({}),
+    )
+    .await?;
     Ok(Json(rotated))
 }
 
-async fn set_disabled(state: &AppState, admin: &Admin, client_id: &str, disabled: bool) -> Result<Json<ClientInfo>, ApiError> {
+async fn set_disabled(
+    state: &AppState,
+    admin: &Admin,
+    client_id: &str,
+    disabled: bool,
+) -> Result<Json<ClientInfo>, ApiError> {
     let at = disabled.then(|| state.clock.now().0);
     if !state.store.set_client_disabled(client_id, at).await? {
-        return Err(ApiError::new(Reason::NotFound, format!("no client with id `{client_id}`")));
+        return Err(ApiError::new(
+            Reason::NotFound,
+            format!("no client with id `{client_id}`"),
+        ));
     }
-    let action = if disabled { "client.disable" } else { "client.enable" };
+    let action = if disabled {
+        "client.disable"
+    } else {
+        "client.enable"
+    };
     crate::audit::record(state, &admin.actor(), action, Some(client_id), None, json!({})).await?;
     Ok(Json(clients::info(&clients::find(state, client_id).await?)))
 }
@@ -90,7 +152,11 @@ async fn set_disabled(state: &AppState, admin: &Admin, client_id: &str, disabled
 #[utoipa::path(post, path = "/v1/admin/clients/{client_id}/disable", tag = "admin", security(("admin" = [])),
     params(("client_id" = String, Path)),
     responses((status = 200, body = ClientInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn disable_client(State(state): State<AppState>, admin: Admin, Path(client_id): Path<String>) -> Result<Json<ClientInfo>, ApiError> {
+pub async fn disable_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+) -> Result<Json<ClientInfo>, ApiError> {
     set_disabled(&state, &admin, &client_id, true).await
 }
 
@@ -98,7 +164,11 @@ pub async fn disable_client(State(state): State<AppState>, admin: Admin, Path(cl
 #[utoipa::path(post, path = "/v1/admin/clients/{client_id}/enable", tag = "admin", security(("admin" = [])),
     params(("client_id" = String, Path)),
     responses((status = 200, body = ClientInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn enable_client(State(state): State<AppState>, admin: Admin, Path(client_id): Path<String>) -> Result<Json<ClientInfo>, ApiError> {
+pub async fn enable_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+) -> Result<Json<ClientInfo>, ApiError> {
     set_disabled(&state, &admin, &client_id, false).await
 }
 
@@ -134,8 +204,20 @@ pub async fn rotate_keys(
 ) -> Result<Json<RotateKeysResponse>, ApiError> {
     let purpose = req.purpose.as_deref().unwrap_or(ACCESS);
     let r = state.keys.rotate(purpose, req.force).await?;
-    crate::audit::record(&state, &admin.actor(), "key.rotate", Some(&r.activated), None, json!({"purpose": purpose, "retired": r.retired, "next": r.next, "force": req.force})).await?;
-    Ok(Json(RotateKeysResponse { retired: r.retired, activated: r.activated, next: r.next }))
+    crate::audit::record(
+        &state,
+        &admin.actor(),
+        "key.rotate",
+        Some(&r.activated),
+        None,
+        json!({"purpose": purpose, "retired": r.retired, "next": r.next, "force": req.force}),
+    )
+    .await?;
+    Ok(Json(RotateKeysResponse {
+        retired: r.retired,
+        activated: r.activated,
+        next: r.next,
+    }))
 }
 
 /// Retire a key that does not sign (a next key is replaced; a retired key can be unpublished now).
@@ -149,16 +231,35 @@ pub async fn retire_key(
     JsonBody(req): JsonBody<RetireKeyRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.keys.retire(&kid, req.immediately).await?;
-    crate::audit::record(&state, &admin.actor(), "key.retire", Some(&kid), None, json!({"immediately": req.immediately})).await?;
+    crate::audit::record(
+        &state,
+        &admin.actor(),
+        "key.retire",
+        Some(&kid),
+        None,
+        json!({"immediately": req.immediately}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Add a new HMAC secret version for hashing stored secrets.
 #[utoipa::path(post, path = "/v1/admin/secrets/rotate", tag = "admin", security(("admin" = [])),
     responses((status = 200, body = SecretRotation), (status = 401, body = ErrorBody)))]
-pub async fn rotate_secrets(State(state): State<AppState>, admin: Admin) -> Result<Json<SecretRotation>, ApiError> {
+pub async fn rotate_secrets(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> Result<Json<SecretRotation>, ApiError> {
     let version = state.hashing.rotate().await?;
-    crate::audit::record(&state, &admin.actor(), "secret.rotate", None, None, json!({"version": version})).await?;
+    crate::audit::record(
+        &state,
+        &admin.actor(),
+        "secret.rotate",
+        None,
+        None,
+        json!({"version": version}),
+    )
+    .await?;
     Ok(Json(SecretRotation { version }))
 }
 

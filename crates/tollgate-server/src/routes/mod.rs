@@ -16,16 +16,31 @@ use tollgate_core::Reason;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/jwks.json", get(discovery::jwks))
-        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
         .route("/.well-known/openid-configuration", get(discovery::metadata))
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/auth/status", get(status::auth_status))
-        .route("/v1/admin/clients", post(admin::create_client).get(admin::list_clients))
-        .route("/v1/admin/clients/{client_id}", get(admin::get_client).delete(admin::delete_client))
-        .route("/v1/admin/clients/{client_id}/secret", post(admin::rotate_client_secret))
-        .route("/v1/admin/clients/{client_id}/disable", post(admin::disable_client))
+        .route(
+            "/v1/admin/clients",
+            post(admin::create_client).get(admin::list_clients),
+        )
+        .route(
+            "/v1/admin/clients/{client_id}",
+            get(admin::get_client).delete(admin::delete_client),
+        )
+        .route(
+            "/v1/admin/clients/{client_id}/secret",
+            post(admin::rotate_client_secret),
+        )
+        .route(
+            "/v1/admin/clients/{client_id}/disable",
+            post(admin::disable_client),
+        )
         .route("/v1/admin/clients/{client_id}/enable", post(admin::enable_client))
         .route("/v1/admin/keys", get(admin::list_keys))
         .route("/v1/admin/keys/rotate", post(admin::rotate_keys))
@@ -45,5 +60,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(Reason::MethodNotAllowed, "this endpoint does not accept that method; see /openapi.json")
+    ApiError::new(
+        Reason::MethodNotAllowed,
+        "this endpoint does not accept that method; see /openapi.json",
+    )
 }

@@ -21,8 +21,10 @@ use tollgate_store::ClientRecord;
 /// Adds `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 fn no_store(body: impl IntoResponse) -> Response {
     let mut resp = body.into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
 }
 
@@ -53,19 +55,27 @@ fn requested_audiences(form: &Form) -> Result<Vec<Audience>, ApiError> {
         .into_iter()
         .chain(form.all("audience"))
         .map(|a| {
-            Audience::parse(a).map_err(|e| ApiError::new(Reason::InvalidParameter, format!("audience/resource: {e}")))
+            Audience::parse(a)
+                .map_err(|e| ApiError::new(Reason::InvalidParameter, format!("audience/resource: {e}")))
         })
         .collect()
 }
 
-async fn client_credentials(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response, ApiError> {
+async fn client_credentials(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Response, ApiError> {
     let client = clients::authenticate(state, &require_client(headers, form)?).await?;
     let scope = form
         .one("scope")?
         .map(Scope::parse)
         .transpose()
         .map_err(|e| ApiError::new(Reason::ScopeMalformed, e.to_string()))?;
-    let request = ClientRequest { scope, audiences: requested_audiences(form)? };
+    let request = ClientRequest {
+        scope,
+        audiences: requested_audiences(form)?,
+    };
     let limits = GrantLimits {
         default_audience: Audience::parse(state.config.default_audience())
             .map_err(|e| ApiError::internal(&e))?,
@@ -75,7 +85,15 @@ async fn client_credentials(state: &AppState, headers: &HeaderMap, form: &Form) 
     let grant = match client_grant::decide(&clients::policy(&client)?, &request, &limits) {
         Ok(g) => g,
         Err(denial) => {
-            crate::audit::record(state, &actor, "token.issue", None, Some(denial.reason), json!({"grant_type": "client_credentials"})).await?;
+            crate::audit::record(
+                state,
+                &actor,
+                "token.issue",
+                None,
+                Some(denial.reason),
+                json!({"grant_type": "client_credentials"}),
+            )
+            .await?;
             return Err(ApiError::new(denial.reason, denial.message));
         }
     };
@@ -122,7 +140,9 @@ async fn caller(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Ca
             None => Err(ApiError::new(Reason::AdminAuthFailed, "unknown admin token")),
         };
     }
-    Ok(Caller::Client(clients::authenticate(state, &require_client(headers, form)?).await?))
+    Ok(Caller::Client(
+        clients::authenticate(state, &require_client(headers, form)?).await?,
+    ))
 }
 
 /// Introspect a token (RFC 7662). Any problem with the token answers `{"active": false}`.
@@ -181,10 +201,32 @@ pub async fn revoke(State(state): State<AppState>, req: FormRequest) -> Result<R
     if let Caller::Client(c) = &caller
         && c.client_id != claims.client_id
     {
-        crate::audit::record(&state, &caller.actor(), "token.revoke", Some(&claims.jti), Some(Reason::TokenNotOwned), json!({})).await?;
-        return Err(ApiError::new(Reason::TokenNotOwned, "only the client a token was issued to may revoke it"));
+        crate::audit::record(
+            &state,
+            &caller.actor(),
+            "token.revoke",
+            Some(&claims.jti),
+            Some(Reason::TokenNotOwned),
+            json!({}),
+        )
+        .await?;
+        return Err(ApiError::new(
+            Reason::TokenNotOwned,
+            "only the client a token was issued to may revoke it",
+        ));
     }
-    state.store.revoke_jti(&claims.jti, claims.exp.0, state.clock.now().0).await?;
-    crate::audit::record(&state, &caller.actor(), "token.revoke", Some(&claims.jti), None, json!({"client_id": claims.client_id})).await?;
+    state
+        .store
+        .revoke_jti(&claims.jti, claims.exp.0, state.clock.now().0)
+        .await?;
+    crate::audit::record(
+        &state,
+        &caller.actor(),
+        "token.revoke",
+        Some(&claims.jti),
+        None,
+        json!({"client_id": claims.client_id}),
+    )
+    .await?;
     Ok(no_store(()))
 }

@@ -11,7 +11,10 @@ use utoipa::OpenApi as _;
 /// Liveness: the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into(), database: None })
+    Json(Health {
+        status: "ok".into(),
+        database: None,
+    })
 }
 
 /// Readiness: the database answers.
@@ -22,12 +25,21 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let backend = state.store.backend_name();
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(Health { status: "ok".into(), database: Some(format!("{backend}: ok")) })),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".into(),
+                database: Some(format!("{backend}: ok")),
+            }),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health { status: "unavailable".into(), database: Some(format!("{backend}: unreachable")) }),
+                Json(Health {
+                    status: "unavailable".into(),
+                    database: Some(format!("{backend}: unreachable")),
+                }),
             )
         }
     }
@@ -37,7 +49,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Metrics", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

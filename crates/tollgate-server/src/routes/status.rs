@@ -20,10 +20,16 @@ use tollgate_proto::ops::AuthStatus;
         (status = 401, description = "Token missing or refused; `reason` says why", body = ErrorBody),
     )
 )]
-pub async fn auth_status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<AuthStatus>, ApiError> {
+pub async fn auth_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<AuthStatus>, ApiError> {
     let token = bearer_token(&headers).ok_or_else(|| {
-        ApiError::new(Reason::TokenMissing, "send the access token as `Authorization: Bearer …`")
-            .with_challenge("Bearer realm=\"tollgate\"")
+        ApiError::new(
+            Reason::TokenMissing,
+            "send the access token as `Authorization: Bearer …`",
+        )
+        .with_challenge("Bearer realm=\"tollgate\"")
     })?;
     match tokens::verify_live(&state, token).await? {
         Ok(c) => Ok(Json(AuthStatus {

@@ -6,14 +6,21 @@ use tollgate_client::Client;
 use tollgate_proto::admin::CreateClientRequest;
 
 fn create(name: &str) -> CreateClientRequest {
-    CreateClientRequest { name: name.into(), scope: vec!["read".into()], audiences: vec![] }
+    CreateClientRequest {
+        name: name.into(),
+        scope: vec!["read".into()],
+        audiences: vec![],
+    }
 }
 
 #[tokio::test]
 async fn admin_api_requires_a_valid_admin_token() {
     let app = TestApp::new().await;
     let anonymous = Client::new(&app.url).unwrap();
-    assert!(matches!(anonymous.list_clients().await, Err(tollgate_client::Error::NoAdminToken)));
+    assert!(matches!(
+        anonymous.list_clients().await,
+        Err(tollgate_client::Error::NoAdminToken)
+    ));
     let resp = app.http.get(app.url("/v1/admin/clients")).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert!(resp.headers().contains_key("www-authenticate"));
@@ -21,9 +28,19 @@ async fn admin_api_requires_a_valid_admin_token() {
     assert_eq!(body["reason"], "admin-auth-required");
 
     let forged = tollgate_server::admin_tokens::generate();
-    let err = Client::new(&app.url).unwrap().with_admin_token(SecretString::from(forged)).list_clients().await.unwrap_err();
+    let err = Client::new(&app.url)
+        .unwrap()
+        .with_admin_token(SecretString::from(forged))
+        .list_clients()
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Some("admin-auth-failed"));
-    let err = Client::new(&app.url).unwrap().with_admin_token(SecretString::from("tg_adm_short")).list_clients().await.unwrap_err();
+    let err = Client::new(&app.url)
+        .unwrap()
+        .with_admin_token(SecretString::from("tg_adm_short"))
+        .list_clients()
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Some("secret-malformed"));
 }
 
@@ -33,7 +50,9 @@ async fn configured_bootstrap_token_replaces_the_generated_one() {
     let t = token.clone();
     // A configured token means no token is generated, so TestApp gets it from config.
     let app = TestApp::with_config(move |c| c.admin.bootstrap_token = Some(SecretString::from(t))).await;
-    let c = Client::new(&app.url).unwrap().with_admin_token(SecretString::from(token));
+    let c = Client::new(&app.url)
+        .unwrap()
+        .with_admin_token(SecretString::from(token));
     c.list_clients().await.unwrap();
 }
 
@@ -45,24 +64,78 @@ async fn clients_are_listed_shown_and_deleted_without_secrets() {
     assert!(created.client.client_id.starts_with("tgc_"));
     let listed = app.client.list_clients().await.unwrap();
     assert_eq!(listed, vec![created.client.clone()]);
-    let raw = app.http.get(app.url("/v1/admin/clients")).bearer_auth(secrecy::ExposeSecret::expose_secret(&app.admin_token)).send().await.unwrap().text().await.unwrap();
+    let raw = app
+        .http
+        .get(app.url("/v1/admin/clients"))
+        .bearer_auth(secrecy::ExposeSecret::expose_secret(&app.admin_token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!raw.contains("tg_sa_"), "secrets are never listed");
-    assert_eq!(app.client.get_client(&created.client.client_id).await.unwrap(), created.client);
+    assert_eq!(
+        app.client.get_client(&created.client.client_id).await.unwrap(),
+        created.client
+    );
     app.client.delete_client(&created.client.client_id).await.unwrap();
-    assert_eq!(app.client.get_client(&created.client.client_id).await.unwrap_err().reason(), Some("not-found"));
-    assert_eq!(app.client.delete_client(&created.client.client_id).await.unwrap_err().reason(), Some("not-found"));
+    assert_eq!(
+        app.client
+            .get_client(&created.client.client_id)
+            .await
+            .unwrap_err()
+            .reason(),
+        Some("not-found")
+    );
+    assert_eq!(
+        app.client
+            .delete_client(&created.client.client_id)
+            .await
+            .unwrap_err()
+            .reason(),
+        Some("not-found")
+    );
 }
 
 #[tokio::test]
 async fn client_names_are_unique_and_validated() {
     let app = TestApp::new().await;
     app.client.create_client(&create("ci-bot")).await.unwrap();
-    assert_eq!(app.client.create_client(&create("ci-bot")).await.unwrap_err().reason(), Some("conflict"));
-    assert_eq!(app.client.create_client(&create("has space")).await.unwrap_err().reason(), Some("invalid-parameter"));
-    let bad_scope = CreateClientRequest { name: "x".into(), scope: vec!["a\"b".into()], audiences: vec![] };
-    assert_eq!(app.client.create_client(&bad_scope).await.unwrap_err().reason(), Some("invalid-parameter"));
-    let bad_aud = CreateClientRequest { name: "y".into(), scope: vec![], audiences: vec!["a b".into()] };
-    assert_eq!(app.client.create_client(&bad_aud).await.unwrap_err().reason(), Some("invalid-parameter"));
+    assert_eq!(
+        app.client
+            .create_client(&create("ci-bot"))
+            .await
+            .unwrap_err()
+            .reason(),
+        Some("conflict")
+    );
+    assert_eq!(
+        app.client
+            .create_client(&create("has space"))
+            .await
+            .unwrap_err()
+            .reason(),
+        Some("invalid-parameter")
+    );
+    let bad_scope = CreateClientRequest {
+        name: "x".into(),
+        scope: vec!["a\"b".into()],
+        audiences: vec![],
+    };
+    assert_eq!(
+        app.client.create_client(&bad_scope).await.unwrap_err().reason(),
+        Some("invalid-parameter")
+    );
+    let bad_aud = CreateClientRequest {
+        name: "y".into(),
+        scope: vec![],
+        audiences: vec!["a b".into()],
+    };
+    assert_eq!(
+        app.client.create_client(&bad_aud).await.unwrap_err().reason(),
+        Some("invalid-parameter")
+    );
 }
 
 #[tokio::test]
@@ -72,7 +145,12 @@ async fn malformed_admin_json_is_a_400_with_reason() {
     let cases: Vec<(&str, &str, u16, &str)> = vec![
         ("application/json", "{", 400, "malformed-request"),
         ("application/json", r#"{"name": 5}"#, 400, "malformed-request"),
-        ("application/json", r#"{"name": "x", "unknown": 1}"#, 400, "malformed-request"),
+        (
+            "application/json",
+            r#"{"name": "x", "unknown": 1}"#,
+            400,
+            "malformed-request",
+        ),
         ("text/plain", r#"{"name": "x"}"#, 415, "unsupported-content-type"),
     ];
     for (ct, body, status, reason) in cases {
@@ -95,10 +173,16 @@ async fn malformed_admin_json_is_a_400_with_reason() {
 async fn admin_actions_are_audited() {
     let app = TestApp::new().await;
     let created = app.client.create_client(&create("ci-bot")).await.unwrap();
-    app.client.set_client_enabled(&created.client.client_id, false).await.unwrap();
+    app.client
+        .set_client_enabled(&created.client.client_id, false)
+        .await
+        .unwrap();
     let events = app.client.audit(5).await.unwrap();
     assert_eq!(events[0].action, "client.disable");
-    assert_eq!(events[0].target.as_deref(), Some(created.client.client_id.as_str()));
+    assert_eq!(
+        events[0].target.as_deref(),
+        Some(created.client.client_id.as_str())
+    );
     assert!(events[0].actor.starts_with("admin:adm_"));
     assert_eq!(events[1].action, "client.create");
 }

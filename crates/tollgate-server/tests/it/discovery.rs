@@ -7,7 +7,10 @@ async fn jwks_has_strong_etag_cache_control_and_answers_304() {
     let app = TestApp::new().await;
     let first = app.client.jwks(None).await.unwrap();
     let etag = first.etag.clone().unwrap();
-    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong ETag, got {etag}");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong ETag, got {etag}"
+    );
     assert_eq!(first.cache_control.as_deref(), Some("public, max-age=300"));
     let keys = first.jwks.unwrap()["keys"].as_array().unwrap().clone();
     assert_eq!(keys.len(), 2, "active key and the published next key");
@@ -27,7 +30,12 @@ async fn jwks_has_strong_etag_cache_control_and_answers_304() {
 #[tokio::test]
 async fn jwks_content_type() {
     let app = TestApp::new().await;
-    let resp = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap();
+    let resp = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "application/jwk-set+json");
 }
 
@@ -41,9 +49,18 @@ async fn metadata_names_this_issuer_and_its_endpoints() {
     assert_eq!(m.introspection_endpoint, app.url("/oauth/introspect"));
     assert_eq!(m.revocation_endpoint, app.url("/oauth/revoke"));
     assert_eq!(m.grant_types_supported, vec!["client_credentials"]);
-    let oidc: serde_json::Value =
-        app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let oidc: serde_json::Value = app
+        .http
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(oidc["issuer"], app.url);
-    let redacted = serde_json::to_string_pretty(&m).unwrap().replace(&app.url, "[issuer]");
+    let redacted = serde_json::to_string_pretty(&m)
+        .unwrap()
+        .replace(&app.url, "[issuer]");
     insta::assert_snapshot!(redacted);
 }

@@ -11,8 +11,18 @@ struct Answer {
     headers: reqwest::header::HeaderMap,
 }
 
-async fn post(app: &TestApp, path: &str, creds: Option<&ClientCredentials>, content_type: &str, body: Vec<u8>) -> Answer {
-    let mut req = app.http.post(app.url(path)).header("content-type", content_type).body(body);
+async fn post(
+    app: &TestApp,
+    path: &str,
+    creds: Option<&ClientCredentials>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Answer {
+    let mut req = app
+        .http
+        .post(app.url(path))
+        .header("content-type", content_type)
+        .body(body);
     if let Some(c) = creds {
         req = req.basic_auth(&c.client_id, Some(c.client_secret.expose_secret()));
     }
@@ -20,7 +30,11 @@ async fn post(app: &TestApp, path: &str, creds: Option<&ClientCredentials>, cont
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.json().await.unwrap_or(serde_json::Value::Null);
-    Answer { status, body, headers }
+    Answer {
+        status,
+        body,
+        headers,
+    }
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -33,14 +47,25 @@ fn assert_refused(a: &Answer, status: u16, error: &str, reason: &str) {
     assert_eq!(a.status.as_u16(), status, "{}", a.body);
     assert_eq!(a.body["error"], error, "{}", a.body);
     assert_eq!(a.body["reason"], reason, "{}", a.body);
-    assert!(a.body["error_description"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(
+        a.body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
 }
 
 #[tokio::test]
 async fn wrong_content_type_is_415() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let a = post(&app, "/oauth/token", Some(&creds), "application/json", br#"{"grant_type":"client_credentials"}"#.to_vec()).await;
+    let a = post(
+        &app,
+        "/oauth/token",
+        Some(&creds),
+        "application/json",
+        br#"{"grant_type":"client_credentials"}"#.to_vec(),
+    )
+    .await;
     assert_refused(&a, 415, "invalid_request", "unsupported-content-type");
 }
 
@@ -58,7 +83,12 @@ async fn one_megabyte_body_is_413() {
 async fn repeated_parameters_are_refused() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let a = token_form(&app, &creds, "grant_type=client_credentials&scope=read&scope=read").await;
+    let a = token_form(
+        &app,
+        &creds,
+        "grant_type=client_credentials&scope=read&scope=read",
+    )
+    .await;
     assert_refused(&a, 400, "invalid_request", "duplicate-parameter");
 }
 
@@ -66,9 +96,23 @@ async fn repeated_parameters_are_refused() {
 async fn invalid_utf8_is_refused() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let a = post(&app, "/oauth/token", Some(&creds), FORM, b"grant_type=client_credentials&scope=%C3%28".to_vec()).await;
+    let a = post(
+        &app,
+        "/oauth/token",
+        Some(&creds),
+        FORM,
+        b"grant_type=client_credentials&scope=%C3%28".to_vec(),
+    )
+    .await;
     assert_refused(&a, 400, "invalid_request", "invalid-utf8");
-    let a = post(&app, "/oauth/token", Some(&creds), FORM, b"grant_type=client_credentials&scope=\xfe\xff".to_vec()).await;
+    let a = post(
+        &app,
+        "/oauth/token",
+        Some(&creds),
+        FORM,
+        b"grant_type=client_credentials&scope=\xfe\xff".to_vec(),
+    )
+    .await;
     assert_refused(&a, 400, "invalid_request", "invalid-utf8");
 }
 
@@ -76,8 +120,18 @@ async fn invalid_utf8_is_refused() {
 async fn unknown_and_missing_grant_types_are_refused() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    assert_refused(&token_form(&app, &creds, "grant_type=password").await, 400, "unsupported_grant_type", "unsupported-grant-type");
-    assert_refused(&token_form(&app, &creds, "scope=read").await, 400, "invalid_request", "missing-parameter");
+    assert_refused(
+        &token_form(&app, &creds, "grant_type=password").await,
+        400,
+        "unsupported_grant_type",
+        "unsupported-grant-type",
+    );
+    assert_refused(
+        &token_form(&app, &creds, "scope=read").await,
+        400,
+        "invalid_request",
+        "missing-parameter",
+    );
 }
 
 #[tokio::test]
@@ -86,10 +140,18 @@ async fn wrong_secret_is_401_with_basic_challenge() {
     let creds = app.service_account("svc", &["read"], &[]).await;
     // A well-formed secret (valid prefix and checksum) that belongs to another client.
     let other = app.service_account("other", &[], &[]).await;
-    let wrong = ClientCredentials { client_id: creds.client_id.clone(), client_secret: other.client_secret.clone() };
+    let wrong = ClientCredentials {
+        client_id: creds.client_id.clone(),
+        client_secret: other.client_secret.clone(),
+    };
     let a = token_form(&app, &wrong, "grant_type=client_credentials").await;
     assert_refused(&a, 401, "invalid_client", "client-auth-failed");
-    assert!(a.headers["www-authenticate"].to_str().unwrap().starts_with("Basic "));
+    assert!(
+        a.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic ")
+    );
 }
 
 #[tokio::test]
@@ -99,22 +161,45 @@ async fn mistyped_secret_is_caught_by_its_checksum() {
     let mut s = creds.client_secret.expose_secret().to_owned();
     let last = s.pop().unwrap();
     s.push(if last == 'a' { 'b' } else { 'a' });
-    let typo = ClientCredentials { client_id: creds.client_id.clone(), client_secret: s.into() };
-    assert_refused(&token_form(&app, &typo, "grant_type=client_credentials").await, 401, "invalid_client", "secret-malformed");
+    let typo = ClientCredentials {
+        client_id: creds.client_id.clone(),
+        client_secret: s.into(),
+    };
+    assert_refused(
+        &token_form(&app, &typo, "grant_type=client_credentials").await,
+        401,
+        "invalid_client",
+        "secret-malformed",
+    );
 }
 
 #[tokio::test]
 async fn unknown_client_gets_the_same_answer_as_a_wrong_secret() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let ghost = ClientCredentials { client_id: "tgc_doesnotexist".into(), client_secret: creds.client_secret.clone() };
-    assert_refused(&token_form(&app, &ghost, "grant_type=client_credentials").await, 401, "invalid_client", "client-auth-failed");
+    let ghost = ClientCredentials {
+        client_id: "tgc_doesnotexist".into(),
+        client_secret: creds.client_secret.clone(),
+    };
+    assert_refused(
+        &token_form(&app, &ghost, "grant_type=client_credentials").await,
+        401,
+        "invalid_client",
+        "client-auth-failed",
+    );
 }
 
 #[tokio::test]
 async fn missing_client_authentication_is_401() {
     let app = TestApp::new().await;
-    let a = post(&app, "/oauth/token", None, FORM, b"grant_type=client_credentials".to_vec()).await;
+    let a = post(
+        &app,
+        "/oauth/token",
+        None,
+        FORM,
+        b"grant_type=client_credentials".to_vec(),
+    )
+    .await;
     assert_refused(&a, 401, "invalid_client", "client-auth-missing");
 }
 
@@ -122,10 +207,40 @@ async fn missing_client_authentication_is_401() {
 async fn disallowed_scope_and_audience_are_refused() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &["api"]).await;
-    assert_refused(&token_form(&app, &creds, "grant_type=client_credentials&scope=admin").await, 400, "invalid_scope", "scope-not-allowed");
-    assert_refused(&token_form(&app, &creds, "grant_type=client_credentials&scope=a%22b").await, 400, "invalid_scope", "scope-malformed");
-    assert_refused(&token_form(&app, &creds, "grant_type=client_credentials&resource=https%3A%2F%2Fevil").await, 400, "invalid_target", "audience-not-allowed");
-    assert_refused(&token_form(&app, &creds, "grant_type=client_credentials&audience=api&resource=api2").await, 400, "invalid_target", "audience-not-allowed");
+    assert_refused(
+        &token_form(&app, &creds, "grant_type=client_credentials&scope=admin").await,
+        400,
+        "invalid_scope",
+        "scope-not-allowed",
+    );
+    assert_refused(
+        &token_form(&app, &creds, "grant_type=client_credentials&scope=a%22b").await,
+        400,
+        "invalid_scope",
+        "scope-malformed",
+    );
+    assert_refused(
+        &token_form(
+            &app,
+            &creds,
+            "grant_type=client_credentials&resource=https%3A%2F%2Fevil",
+        )
+        .await,
+        400,
+        "invalid_target",
+        "audience-not-allowed",
+    );
+    assert_refused(
+        &token_form(
+            &app,
+            &creds,
+            "grant_type=client_credentials&audience=api&resource=api2",
+        )
+        .await,
+        400,
+        "invalid_target",
+        "audience-not-allowed",
+    );
 }
 
 /// Tokens that are not ours, not tokens, or tampered with: introspection says inactive,
@@ -136,22 +251,75 @@ async fn bad_tokens_are_inactive_with_precise_reasons() {
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let good = app.client.client_credentials(&creds, None, None).await.unwrap().access_token;
-    let kid = crate::oauth_flow::decode_unverified(&good).0["kid"].as_str().unwrap().to_owned();
+    let good = app
+        .client
+        .client_credentials(&creds, None, None)
+        .await
+        .unwrap()
+        .access_token;
+    let kid = crate::oauth_flow::decode_unverified(&good).0["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let parts: Vec<&str> = good.split('.').collect();
     let cases: Vec<(String, &str)> = vec![
         (good[..good.len() / 2].to_owned(), "malformed"),
         ("a.b".to_owned(), "malformed"),
-        (format!("{}.{}.", b64(&format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)), parts[1]), "malformed"),
-        (format!("{}.{}.{}", b64(&format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)), parts[1], parts[2]), "alg-not-allowed"),
-        (format!("{}.{}.{}", b64(&format!(r#"{{"alg":"HS256","typ":"at+jwt","kid":"{kid}"}}"#)), parts[1], parts[2]), "alg-not-allowed"),
-        (format!("{}.{}.{}", b64(r#"{"alg":"EdDSA","typ":"at+jwt","kid":"nope"}"#), parts[1], parts[2]), "kid-not-found"),
-        (format!("{}.{}.{}", b64(&format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#)), parts[1], parts[2]), "wrong-token-type"),
-        (format!("{}.{}.{}", parts[0], b64(r#"{"sub":"admin"}"#), parts[2]), "invalid-signature"),
+        (
+            format!(
+                "{}.{}.",
+                b64(&format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)),
+                parts[1]
+            ),
+            "malformed",
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                b64(&format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)),
+                parts[1],
+                parts[2]
+            ),
+            "alg-not-allowed",
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                b64(&format!(r#"{{"alg":"HS256","typ":"at+jwt","kid":"{kid}"}}"#)),
+                parts[1],
+                parts[2]
+            ),
+            "alg-not-allowed",
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                b64(r#"{"alg":"EdDSA","typ":"at+jwt","kid":"nope"}"#),
+                parts[1],
+                parts[2]
+            ),
+            "kid-not-found",
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                b64(&format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#)),
+                parts[1],
+                parts[2]
+            ),
+            "wrong-token-type",
+        ),
+        (
+            format!("{}.{}.{}", parts[0], b64(r#"{"sub":"admin"}"#), parts[2]),
+            "invalid-signature",
+        ),
         ("x".repeat(9000), "token-too-large"),
     ];
     for (token, reason) in cases {
-        assert!(!app.client.introspect(&creds, &token).await.unwrap().active, "{reason}");
+        assert!(
+            !app.client.introspect(&creds, &token).await.unwrap().active,
+            "{reason}"
+        );
         let err = app.client.auth_status(&token).await.unwrap_err();
         assert_eq!(err.reason(), Some(reason), "{token:.60}");
     }
@@ -181,7 +349,11 @@ async fn garbage_bodies_never_cause_a_server_error() {
     for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
         for body in &bodies {
             let a = post(&app, path, Some(&creds), FORM, body.clone()).await;
-            assert!(a.status.is_success() || a.status.is_client_error(), "{path} {body:?} -> {}", a.status);
+            assert!(
+                a.status.is_success() || a.status.is_client_error(),
+                "{path} {body:?} -> {}",
+                a.status
+            );
             if a.status.is_client_error() {
                 assert!(a.body["reason"].is_string(), "{path} {body:?} -> {}", a.body);
             }

@@ -5,14 +5,24 @@ use std::time::Duration;
 use tollgate_client::ClientCredentials;
 
 async fn token(app: &TestApp, creds: &ClientCredentials, scope: Option<&str>, aud: Option<&str>) -> String {
-    app.client.client_credentials(creds, scope, aud).await.unwrap().access_token
+    app.client
+        .client_credentials(creds, scope, aud)
+        .await
+        .unwrap()
+        .access_token
 }
 
 #[tokio::test]
 async fn client_credentials_issues_an_rfc9068_token() {
     let app = TestApp::new().await;
-    let creds = app.service_account("billing", &["read", "write"], &["https://api.example.com"]).await;
-    let resp = app.client.client_credentials(&creds, Some("read"), None).await.unwrap();
+    let creds = app
+        .service_account("billing", &["read", "write"], &["https://api.example.com"])
+        .await;
+    let resp = app
+        .client
+        .client_credentials(&creds, Some("read"), None)
+        .await
+        .unwrap();
     assert_eq!(resp.token_type, "Bearer");
     assert_eq!(resp.expires_in, 900);
     assert_eq!(resp.scope.as_deref(), Some("read"));
@@ -29,7 +39,10 @@ async fn client_credentials_issues_an_rfc9068_token() {
     for c in ["iat", "nbf", "exp", "jti"] {
         assert!(!claims[c].is_null(), "missing {c}");
     }
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
 }
 
 pub fn decode_unverified(token: &str) -> (serde_json::Value, serde_json::Value) {
@@ -37,7 +50,12 @@ pub fn decode_unverified(token: &str) -> (serde_json::Value, serde_json::Value) 
     let mut parts = token.split('.');
     let mut next = || {
         let part = parts.next().unwrap();
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
     };
     (next(), next())
 }
@@ -49,14 +67,21 @@ async fn no_scope_requested_grants_all_allowed_scopes_and_default_audience() {
     let resp = app.client.client_credentials(&creds, None, None).await.unwrap();
     assert_eq!(resp.scope.as_deref(), Some("a b"));
     let (_, claims) = decode_unverified(&resp.access_token);
-    assert_eq!(claims["aud"], app.url, "without client audiences the server's default (public_url) is used");
+    assert_eq!(
+        claims["aud"], app.url,
+        "without client audiences the server's default (public_url) is used"
+    );
 }
 
 #[tokio::test]
 async fn requested_scope_is_intersected_with_allowed_scope() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let resp = app.client.client_credentials(&creds, Some("read admin"), None).await.unwrap();
+    let resp = app
+        .client
+        .client_credentials(&creds, Some("read admin"), None)
+        .await
+        .unwrap();
     assert_eq!(resp.scope.as_deref(), Some("read"));
 }
 
@@ -74,7 +99,11 @@ async fn introspection_reports_active_token_then_inactive_after_revocation() {
 
     app.client.revoke(&creds, &t).await.unwrap();
     let inactive = app.client.introspect(&creds, &t).await.unwrap();
-    assert_eq!(inactive, Default::default(), "an inactive answer carries only active=false");
+    assert_eq!(
+        inactive,
+        Default::default(),
+        "an inactive answer carries only active=false"
+    );
     let err = app.client.auth_status(&t).await.unwrap_err();
     assert_eq!(err.reason(), Some("revoked"));
 }
@@ -117,7 +146,10 @@ async fn expired_tokens_introspect_inactive() {
     let t = token(&app, &creds, None, None).await;
     app.advance(Duration::from_secs(900 + 6));
     assert!(!app.client.introspect(&creds, &t).await.unwrap().active);
-    assert_eq!(app.client.auth_status(&t).await.unwrap_err().reason(), Some("expired"));
+    assert_eq!(
+        app.client.auth_status(&t).await.unwrap_err().reason(),
+        Some("expired")
+    );
 }
 
 #[tokio::test]
@@ -126,11 +158,21 @@ async fn disabling_a_client_deactivates_its_tokens_and_blocks_authentication() {
     let creds = app.service_account("svc", &["read"], &[]).await;
     let resource_server = app.service_account("rs", &[], &[]).await;
     let t = token(&app, &creds, None, None).await;
-    app.client.set_client_enabled(&creds.client_id, false).await.unwrap();
+    app.client
+        .set_client_enabled(&creds.client_id, false)
+        .await
+        .unwrap();
     assert!(!app.client.introspect(&resource_server, &t).await.unwrap().active);
-    let err = app.client.client_credentials(&creds, None, None).await.unwrap_err();
+    let err = app
+        .client
+        .client_credentials(&creds, None, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Some("client-disabled"));
-    app.client.set_client_enabled(&creds.client_id, true).await.unwrap();
+    app.client
+        .set_client_enabled(&creds.client_id, true)
+        .await
+        .unwrap();
     assert!(app.client.introspect(&resource_server, &t).await.unwrap().active);
 }
 
@@ -139,9 +181,16 @@ async fn rotated_client_secret_replaces_the_old_one() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
     let rotated = app.client.rotate_client_secret(&creds.client_id).await.unwrap();
-    let err = app.client.client_credentials(&creds, None, None).await.unwrap_err();
+    let err = app
+        .client
+        .client_credentials(&creds, None, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Some("client-auth-failed"));
-    let new = ClientCredentials { client_id: creds.client_id, client_secret: rotated.client_secret.into() };
+    let new = ClientCredentials {
+        client_id: creds.client_id,
+        client_secret: rotated.client_secret.into(),
+    };
     app.client.client_credentials(&new, None, None).await.unwrap();
 }
 
@@ -152,8 +201,17 @@ async fn hmac_secret_rotation_keeps_old_secrets_working_and_rehashes_them() {
     let v = app.client.rotate_secrets().await.unwrap();
     assert_eq!(v.version, 2);
     app.client.client_credentials(&creds, None, None).await.unwrap();
-    let stored = app.state.store.get_client(&creds.client_id).await.unwrap().unwrap();
-    assert_eq!(stored.secret.version, 2, "a successful use re-hashes under the newest secret");
+    let stored = app
+        .state
+        .store
+        .get_client(&creds.client_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.secret.version, 2,
+        "a successful use re-hashes under the newest secret"
+    );
     app.client.client_credentials(&creds, None, None).await.unwrap();
 }
 

@@ -7,7 +7,15 @@ async fn health_and_readiness() {
     let app = TestApp::new().await;
     let ready = app.client.ready().await.unwrap();
     assert_eq!(ready.status, "ok");
-    let health: serde_json::Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
 }
 
@@ -16,10 +24,27 @@ async fn metrics_count_requests_by_route_and_tokens_by_kind() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
     app.client.client_credentials(&creds, None, None).await.unwrap();
-    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains(r#"tollgate_http_requests_total{method="POST",route="/oauth/token",status="200"} 1"#), "{text}");
-    assert!(text.contains(r#"tollgate_tokens_issued_total{kind="access"} 1"#), "{text}");
-    assert!(text.contains("tollgate_http_request_duration_seconds_bucket"), "{text}");
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"tollgate_http_requests_total{method="POST",route="/oauth/token",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tollgate_tokens_issued_total{kind="access"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("tollgate_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -27,7 +52,13 @@ async fn every_response_carries_a_request_id() {
     let app = TestApp::new().await;
     let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert!(resp.headers().contains_key("x-request-id"));
-    let resp = app.http.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    let resp = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
 }
 
@@ -36,17 +67,31 @@ async fn unknown_routes_and_methods_get_json_reasons() {
     let app = TestApp::new().await;
     let resp = app.http.get(app.url("/nope")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["reason"], "not-found");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["reason"],
+        "not-found"
+    );
     let resp = app.http.delete(app.url("/oauth/token")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["reason"], "method-not-allowed");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["reason"],
+        "method-not-allowed"
+    );
 }
 
 /// The served document must list every route the router has, and be OpenAPI 3.1.
 #[tokio::test]
 async fn openapi_document_is_served_and_complete() {
     let app = TestApp::new().await;
-    let doc: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for path in [
@@ -73,7 +118,11 @@ async fn database_failure_fails_closed_with_503() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
     app.state.store.close().await;
-    let err = app.client.client_credentials(&creds, None, None).await.unwrap_err();
+    let err = app
+        .client
+        .client_credentials(&creds, None, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Some("service-unavailable"));
     let resp = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), 503);

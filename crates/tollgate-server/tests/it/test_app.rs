@@ -73,7 +73,9 @@ impl TestApp {
     ) -> Self {
         let url = format!("http://{}", listener.local_addr().unwrap());
         config.server.public_url = url.clone();
-        let app = App::build(config.clone(), MasterKey::from_bytes(master), clock.clone()).await.unwrap();
+        let app = App::build(config.clone(), MasterKey::from_bytes(master), clock.clone())
+            .await
+            .unwrap();
         let admin_token = app
             .new_admin_token
             .clone()
@@ -121,8 +123,16 @@ impl TestApp {
         // Same address, so the issuer (public_url) stays the same across the restart.
         let addr = self.url.trim_start_matches("http://").to_owned();
         let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
-        Self::start(listener, config, self.db_url.clone(), self.master, self.clock.clone(), self._dir.clone(), Some(self.admin_token.clone()))
-            .await
+        Self::start(
+            listener,
+            config,
+            self.db_url.clone(),
+            self.master,
+            self.clock.clone(),
+            self._dir.clone(),
+            Some(self.admin_token.clone()),
+        )
+        .await
     }
 
     async fn stop(&mut self) {
