@@ -10,7 +10,7 @@ use crate::routes;
 #[openapi(
     info(title = "tollgate", description = "Security token service and credential broker. Every refusal carries a `reason` code (docs/reasons.md)."),
     paths(
-        routes::discovery::jwks, routes::discovery::metadata,
+        routes::discovery::jwks, routes::discovery::metadata, routes::discovery::openid_configuration,
         routes::oauth::token, routes::oauth::introspect, routes::oauth::revoke,
         routes::status::auth_status,
         routes::admin::create_client, routes::admin::list_clients, routes::admin::get_client,

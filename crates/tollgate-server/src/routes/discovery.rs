@@ -38,12 +38,25 @@ pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response
     resp
 }
 
-/// Authorization server metadata (RFC 8414); also served at `/.well-known/openid-configuration`.
+/// Authorization server metadata (RFC 8414).
 #[utoipa::path(
     get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
     responses((status = 200, description = "Server metadata", body = ServerMetadata))
 )]
 pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
+    server_metadata(&state)
+}
+
+/// The same metadata for clients that look for OpenID discovery (tollgate issues no ID tokens yet).
+#[utoipa::path(
+    get, path = "/.well-known/openid-configuration", tag = "discovery",
+    responses((status = 200, description = "Server metadata", body = ServerMetadata))
+)]
+pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoResponse {
+    server_metadata(&state)
+}
+
+fn server_metadata(state: &AppState) -> impl IntoResponse + use<> {
     let base = &state.config.server.public_url;
     let auth_methods = vec!["client_secret_basic".to_owned(), "client_secret_post".to_owned()];
     let body = ServerMetadata {

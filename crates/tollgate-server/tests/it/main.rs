@@ -10,6 +10,7 @@ mod test_app;
 
 mod admin;
 mod discovery;
+mod interop;
 mod keys;
 mod oauth_errors;
 mod oauth_flow;

@@ -271,7 +271,7 @@ async fn bad_tokens_are_inactive_with_precise_reasons() {
                 b64(&format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)),
                 parts[1]
             ),
-            "malformed",
+            "alg-not-allowed",
         ),
         (
             format!(
