@@ -243,7 +243,10 @@ mod tests {
         let (k, v) = key(SigningAlg::EdDSA);
         let token = sign(&k, "at+jwt", &json!({})).expect("sign");
         let unsigned = &token[..token.rfind('.').expect("dot") + 1];
-        let err = UnverifiedJws::parse(unsigned, 8192).expect("parses").verify(&v).expect_err("refused");
+        let err = UnverifiedJws::parse(unsigned, 8192)
+            .expect("parses")
+            .verify(&v)
+            .expect_err("refused");
         assert_eq!(err, JwsError::InvalidSignature);
     }
 

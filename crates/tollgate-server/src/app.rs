@@ -22,10 +22,10 @@ use tokio::net::TcpListener;
 use tollgate_core::Reason;
 use tollgate_crypto::MasterKey;
 use tollgate_store::{Store, StoreError};
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 /// Why the server could not start.

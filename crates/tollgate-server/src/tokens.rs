@@ -66,11 +66,10 @@ pub fn verify(state: &AppState, token: &str) -> Result<AccessTokenClaims, Reject
     let jws = UnverifiedJws::parse(token, state.config.tokens.max_token_bytes)
         .map_err(|e| rejected(e.reason(), e.to_string()))?;
     let header = jws.header();
-    if header
-        .typ
-        .as_deref()
-        .is_none_or(|t| !t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
-    {
+    // RFC 9068 §4: `at+jwt`, or its full media type `application/at+jwt`.
+    let typ = header.typ.as_deref().unwrap_or_default();
+    let typ = typ.strip_prefix("application/").unwrap_or(typ);
+    if !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) {
         return Err(rejected(Reason::WrongTokenType, "typ must be at+jwt (RFC 9068)"));
     }
     let kid = header

@@ -20,7 +20,10 @@ pub fn routes() -> Router<AppState> {
             "/.well-known/oauth-authorization-server",
             get(discovery::metadata),
         )
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
