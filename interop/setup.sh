@@ -14,4 +14,5 @@ else
 fi
 
 python3 -c 'import jwt; print("interop: PyJWT", jwt.__version__)'
+schemathesis --version
 node -p "'interop: jose ' + require(process.argv[1]).version" "$dir/node_modules/jose/package.json"

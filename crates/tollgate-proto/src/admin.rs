@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CreateClientRequest {
     /// Unique, 1–64 characters of `[A-Za-z0-9._-]`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
     /// Scopes the client may ask for.
     #[serde(default)]

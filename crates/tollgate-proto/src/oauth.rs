@@ -7,9 +7,11 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// `client_credentials`.
+    #[schema(pattern = "^client_credentials$")]
     pub grant_type: String,
     /// Space-separated scopes; omitted means every scope the client is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$")]
     pub scope: Option<String>,
     /// RFC 8707 resource indicator; one audience per token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +43,7 @@ pub struct TokenResponse {
 /// `POST /oauth/introspect` and `POST /oauth/revoke` form fields.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct TokenTypeHintRequest {
+    #[schema(min_length = 1)]
     pub token: String,
     /// `access_token` (the only kind tollgate issues here); other hints are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]

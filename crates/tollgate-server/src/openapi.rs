@@ -27,7 +27,7 @@ use crate::routes;
         admin::RotateKeysRequest, admin::RotateKeysResponse, admin::RetireKeyRequest,
         admin::SecretRotation, admin::AuditEvent,
     )),
-    modifiers(&Security),
+    modifiers(&Security, &StandardErrors),
     tags(
         (name = "oauth", description = "OAuth 2.0 token, introspection and revocation endpoints"),
         (name = "discovery", description = "JWKS and server metadata"),
@@ -45,5 +45,54 @@ impl Modify for Security {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("admin", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Documents the refusals every operation can give, so the document matches behaviour:
+/// 503 when the database is down, and for operations with a body 400 (malformed),
+/// 413 (too large) and 415 (wrong content type).
+struct StandardErrors;
+
+impl Modify for StandardErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                let mut add = |code: &str, description: &str| {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| error(description));
+                };
+                add("503", "A backing service is unavailable (`service-unavailable`)");
+                add("405", "Method not allowed (`method-not-allowed`)");
+                if has_body {
+                    add("400", "Malformed request (see `reason`)");
+                    add("413", "Body too large (`body-too-large`)");
+                    add("415", "Wrong Content-Type (`unsupported-content-type`)");
+                }
+            }
+        }
     }
 }

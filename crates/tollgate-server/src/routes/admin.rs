@@ -266,20 +266,27 @@ pub async fn rotate_secrets(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     /// At most this many events (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 /// Recent audit events, newest first.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("admin" = [])),
     params(AuditQuery),
-    responses((status = 200, body = [AuditEvent]), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [AuditEvent]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     _admin: Admin,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<AuditEvent>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::new(Reason::InvalidParameter, e.body_text()))?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            Reason::InvalidParameter,
+            "limit must be between 1 and 1000",
+        ));
+    }
     let events = state.store.list_audit(limit).await?;
     Ok(Json(
         events

@@ -14,4 +14,5 @@ mod interop;
 mod keys;
 mod oauth_errors;
 mod oauth_flow;
+mod openapi_fuzz;
 mod ops;
