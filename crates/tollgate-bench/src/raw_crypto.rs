@@ -1,0 +1,123 @@
+//! The crypto a request cannot avoid, timed on one thread with the calls the server makes.
+//!
+//! Issuing a token needs one signature over the token and one HMAC-SHA256 of the client
+//! secret; introspecting one needs a signature check and the caller's HMAC. Measured over a
+//! token and a secret of production shape, these set the ceiling a request rate is held to.
+
+use anyhow::Context as _;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use tollgate_core::secret_token::{self, SecretKind};
+use tollgate_core::{AccessTokenClaims, SigningAlg, UnixTime};
+use tollgate_crypto::{KeyedHasher, SigningKey, UnverifiedJws, VerifyingKey, jws};
+
+/// Most operations a single measurement runs, whatever its time budget.
+const MAX_OPS: u32 = 10_000_000;
+
+/// Mean single-thread times of the crypto primitives a request needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RawCrypto {
+    pub alg: SigningAlg,
+    /// Signature over a token's signing input.
+    pub sign: Duration,
+    /// Signature check of a parsed token (and base64url-decoding of its payload).
+    pub verify: Duration,
+    /// HMAC-SHA256 of a client secret and constant-time comparison with the stored hash.
+    pub hmac: Duration,
+}
+
+impl RawCrypto {
+    /// Times each primitive for about `budget`.
+    pub fn measure(alg: SigningAlg, budget: Duration) -> anyhow::Result<Self> {
+        let (key, _pkcs8) = SigningKey::generate(alg).context("cannot generate a signing key")?;
+        let token = jws::sign(&key, "at+jwt", &production_shaped_claims())?;
+        let (signing_input, _signature) = token.rsplit_once('.').context("a compact JWS has three parts")?;
+        let parsed = UnverifiedJws::parse(&token, token.len())?;
+        let verifier = VerifyingKey::for_signing_key(&key)?;
+        let secret = secret_token::mint(SecretKind::ClientSecret, tollgate_crypto::random_byte_source());
+        let mut server_secret = [0u8; 32];
+        tollgate_crypto::random_bytes(&mut server_secret);
+        let hasher = KeyedHasher::new([(1, server_secret.as_slice())]).context("one HMAC secret given")?;
+        let (version, stored) = hasher.hash(&secret);
+
+        let sign = time_per_op(budget, || key.sign(black_box(signing_input.as_bytes())))?;
+        let verify = time_per_op(budget, || parsed.verify(black_box(&verifier)))?;
+        let hmac = time_per_op(budget, || {
+            hasher
+                .verify(version, &stored, black_box(&secret))
+                .then_some(())
+                .context("HMAC mismatch")
+        })?;
+        Ok(Self {
+            alg,
+            sign,
+            verify,
+            hmac,
+        })
+    }
+
+    /// The crypto of one `client_credentials` request: a signature and an HMAC.
+    pub fn issue(&self) -> RequestCrypto {
+        RequestCrypto {
+            label: format!("{} sign + HMAC", self.alg),
+            cost: self.sign + self.hmac,
+        }
+    }
+
+    /// The crypto of one introspection: a signature check and the caller's HMAC.
+    pub fn introspect(&self) -> RequestCrypto {
+        RequestCrypto {
+            label: format!("{} verify + HMAC", self.alg),
+            cost: self.verify + self.hmac,
+        }
+    }
+}
+
+/// The unavoidable crypto of one request: what it is and how long it takes on one core.
+#[derive(Debug, Clone)]
+pub struct RequestCrypto {
+    pub label: String,
+    pub cost: Duration,
+}
+
+impl RequestCrypto {
+    /// Requests per second one core could serve if this crypto were all there was to do.
+    pub fn per_core_rate(&self) -> f64 {
+        1.0 / self.cost.as_secs_f64()
+    }
+}
+
+/// Claims of the size the loopback server issues (its `iss` and `aud` are its URL).
+fn production_shaped_claims() -> AccessTokenClaims {
+    let now = UnixTime(1_750_000_000);
+    let client_id = secret_token::mint_id("tgc_", tollgate_crypto::random_byte_source());
+    AccessTokenClaims {
+        iss: "http://127.0.0.1:65535".to_owned(),
+        sub: client_id.clone(),
+        aud: "http://127.0.0.1:65535".to_owned(),
+        client_id,
+        scope: "bench:read".to_owned(),
+        iat: now,
+        nbf: now,
+        exp: now.plus(Duration::from_secs(15 * 60)),
+        jti: "0f8c2d7e4b9a41c3a6e5d2f1b0c9e8d7".to_owned(),
+    }
+}
+
+/// Mean time of one `op`, run for about `budget` (and at most [`MAX_OPS`] times).
+fn time_per_op<T, E>(budget: Duration, mut op: impl FnMut() -> Result<T, E>) -> anyhow::Result<Duration>
+where
+    E: Into<anyhow::Error>,
+{
+    // Reading the clock after every operation would add its own cost to the fastest ones.
+    const BATCH: u32 = 16;
+    let started = Instant::now();
+    let mut ops = 0u32;
+    while ops < MAX_OPS && (ops == 0 || started.elapsed() < budget) {
+        for _ in 0..BATCH {
+            black_box(op().map_err(Into::into)?);
+        }
+        ops += BATCH;
+    }
+    Ok(started.elapsed() / ops)
+}
