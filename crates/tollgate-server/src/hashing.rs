@@ -5,7 +5,8 @@
 //! client secret is re-hashed under the newest version the next time it is used.
 
 use crate::clock::SharedClock;
-use std::sync::{Arc, RwLock};
+use crate::snapshot::Snapshot;
+use std::sync::Arc;
 use tollgate_crypto::{KeyedHasher, MasterKey};
 use tollgate_store::{ServerSecretRecord, Store, StoreError};
 
@@ -28,7 +29,7 @@ pub struct SecretHashing {
     store: Arc<dyn Store>,
     master: Arc<MasterKey>,
     clock: SharedClock,
-    hasher: RwLock<Arc<KeyedHasher>>,
+    hasher: Snapshot<KeyedHasher>,
 }
 
 impl SecretHashing {
@@ -49,7 +50,7 @@ impl SecretHashing {
             }
             records = store.list_server_secrets(PURPOSE).await?;
         }
-        let hasher = RwLock::new(Arc::new(Self::build(&master, &records)?));
+        let hasher = Snapshot::new(Self::build(&master, &records)?);
         Ok(Self {
             store,
             master,
@@ -86,20 +87,13 @@ impl SecretHashing {
     /// The hasher to use now.
     #[must_use]
     pub fn hasher(&self) -> Arc<KeyedHasher> {
-        self.hasher
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.hasher.load()
     }
 
     /// Re-reads secrets (other replicas may have rotated).
     pub async fn reload(&self) -> Result<(), HashingError> {
         let records = self.store.list_server_secrets(PURPOSE).await?;
-        let built = Arc::new(Self::build(&self.master, &records)?);
-        *self
-            .hasher
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = built;
+        self.hasher.store(Self::build(&self.master, &records)?);
         Ok(())
     }
 

@@ -7,10 +7,11 @@
 //! The database is the truth; each replica reloads it every `reload_interval`.
 
 use crate::clock::SharedClock;
+use crate::snapshot::Snapshot;
 use aws_lc_rs::digest;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tollgate_core::{SigningAlg, UnixTime};
 use tollgate_crypto::{CryptoError, Jwk, JwkSet, MasterKey, SealError, SigningKey, VerifyingKey};
@@ -99,7 +100,7 @@ pub struct KeyRing {
     master: Arc<MasterKey>,
     clock: SharedClock,
     policy: KeyPolicy,
-    snapshot: RwLock<Arc<KeySnapshot>>,
+    snapshot: Snapshot<KeySnapshot>,
 }
 
 impl KeyRing {
@@ -110,7 +111,7 @@ impl KeyRing {
         clock: SharedClock,
         policy: KeyPolicy,
     ) -> Result<Self, KeyError> {
-        let empty = Arc::new(KeySnapshot {
+        let empty = Snapshot::new(KeySnapshot {
             active: HashMap::new(),
             verifiers: HashMap::new(),
             records: Vec::new(),
@@ -122,7 +123,7 @@ impl KeyRing {
             master,
             clock,
             policy,
-            snapshot: RwLock::new(empty),
+            snapshot: empty,
         };
         ring.ensure_keys().await?;
         ring.reload().await?;
@@ -132,11 +133,7 @@ impl KeyRing {
     /// The current snapshot (cheap: one `Arc` clone).
     #[must_use]
     pub fn snapshot(&self) -> Arc<KeySnapshot> {
-        // A poisoned lock only means a writer panicked mid-swap of an Arc; the value is intact.
-        self.snapshot
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.snapshot.load()
     }
 
     fn now(&self) -> i64 {
@@ -234,17 +231,13 @@ impl KeyRing {
         let jwks_body = Bytes::from(serde_json::to_vec(&jwks).unwrap_or_default());
         let digest = digest::digest(&digest::SHA256, &jwks_body);
         let etag = format!("\"{}\"", hex::encode(&digest.as_ref()[..16]));
-        let snap = Arc::new(KeySnapshot {
+        self.snapshot.store(KeySnapshot {
             active,
             verifiers,
             records,
             jwks_body,
             etag,
         });
-        *self
-            .snapshot
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = snap;
         Ok(())
     }
 

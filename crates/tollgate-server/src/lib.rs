@@ -19,6 +19,7 @@ pub mod keyring;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod snapshot;
 pub mod state;
 pub mod tokens;
 

@@ -33,12 +33,7 @@ async fn rotation_waits_until_the_next_key_has_been_published_for_jwks_max_age()
 async fn rotation_publishes_before_signing_and_keeps_old_tokens_valid_until_expiry() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let old_token = app
-        .client
-        .client_credentials(&creds, None, None)
-        .await
-        .unwrap()
-        .access_token;
+    let old_token = app.token(&creds).await;
     let old_kid = decode_unverified(&old_token).0["kid"]
         .as_str()
         .unwrap()
@@ -53,12 +48,7 @@ async fn rotation_publishes_before_signing_and_keeps_old_tokens_valid_until_expi
         "the key that now signs was already in JWKS"
     );
 
-    let new_token = app
-        .client
-        .client_credentials(&creds, None, None)
-        .await
-        .unwrap()
-        .access_token;
+    let new_token = app.token(&creds).await;
     assert_eq!(decode_unverified(&new_token).0["kid"], r.activated.as_str());
     let now_published = jwks_kids(&app).await;
     assert!(
@@ -79,12 +69,7 @@ async fn rotation_publishes_before_signing_and_keeps_old_tokens_valid_until_expi
         !jwks_kids(&app).await.contains(&old_kid),
         "retired key leaves JWKS after its tokens expired"
     );
-    let fresh = app
-        .client
-        .client_credentials(&creds, None, None)
-        .await
-        .unwrap()
-        .access_token;
+    let fresh = app.token(&creds).await;
     assert_eq!(decode_unverified(&fresh).0["kid"], r.activated.as_str());
     assert!(app.client.introspect(&creds, &fresh).await.unwrap().active);
 }
@@ -120,12 +105,7 @@ async fn retiring_the_active_key_is_refused_and_a_next_key_is_replaced() {
 async fn a_compromised_retired_key_can_be_unpublished_immediately() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let token = app
-        .client
-        .client_credentials(&creds, None, None)
-        .await
-        .unwrap()
-        .access_token;
+    let token = app.token(&creds).await;
     let r = app.client.rotate_keys(&rotate(true)).await.unwrap();
     let old = r.retired.unwrap();
     let err = app
@@ -149,12 +129,7 @@ async fn a_compromised_retired_key_can_be_unpublished_immediately() {
 async fn keys_clients_and_tokens_survive_restart() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let token = app
-        .client
-        .client_credentials(&creds, None, None)
-        .await
-        .unwrap()
-        .access_token;
+    let token = app.token(&creds).await;
     let kids = jwks_kids(&app).await;
     let app = app.restart().await;
     assert_eq!(jwks_kids(&app).await, kids, "no new keys on restart");
@@ -167,12 +142,7 @@ async fn each_algorithm_signs_verifiable_tokens() {
     for alg in SigningAlg::ALL {
         let app = TestApp::with_config(|c| c.tokens.signing_alg = alg).await;
         let creds = app.service_account("svc", &["read"], &[]).await;
-        let token = app
-            .client
-            .client_credentials(&creds, None, None)
-            .await
-            .unwrap()
-            .access_token;
+        let token = app.token(&creds).await;
         assert_eq!(decode_unverified(&token).0["alg"], alg.as_str());
         assert!(
             app.client.introspect(&creds, &token).await.unwrap().active,
@@ -185,12 +155,7 @@ async fn each_algorithm_signs_verifiable_tokens() {
 async fn changing_signing_alg_publishes_a_next_key_of_the_new_alg_and_rotates_after_max_age() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let ed_token = app
-        .client
-        .client_credentials(&creds, None, None)
-        .await
-        .unwrap()
-        .access_token;
+    let ed_token = app.token(&creds).await;
     let mut config = (*app.state.config).clone();
     config.tokens.signing_alg = SigningAlg::ES256;
     let app = app.restart_with(config).await;
@@ -204,12 +169,7 @@ async fn changing_signing_alg_publishes_a_next_key_of_the_new_alg_and_rotates_af
 
     app.advance(Duration::from_secs(301));
     app.upkeep().await;
-    let token = app
-        .client
-        .client_credentials(&creds, None, None)
-        .await
-        .unwrap()
-        .access_token;
+    let token = app.token(&creds).await;
     assert_eq!(decode_unverified(&token).0["alg"], "ES256");
     assert!(
         app.client.introspect(&creds, &ed_token).await.unwrap().active,

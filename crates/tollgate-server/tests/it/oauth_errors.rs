@@ -251,12 +251,7 @@ async fn bad_tokens_are_inactive_with_precise_reasons() {
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let good = app
-        .client
-        .client_credentials(&creds, None, None)
-        .await
-        .unwrap()
-        .access_token;
+    let good = app.token(&creds).await;
     let kid = crate::oauth_flow::decode_unverified(&good).0["kid"]
         .as_str()
         .unwrap()

@@ -4,14 +4,6 @@ use crate::test_app::TestApp;
 use std::time::Duration;
 use tollgate_client::ClientCredentials;
 
-async fn token(app: &TestApp, creds: &ClientCredentials, scope: Option<&str>, aud: Option<&str>) -> String {
-    app.client
-        .client_credentials(creds, scope, aud)
-        .await
-        .unwrap()
-        .access_token
-}
-
 #[tokio::test]
 async fn client_credentials_issues_an_rfc9068_token() {
     let app = TestApp::new().await;
@@ -89,7 +81,7 @@ async fn requested_scope_is_intersected_with_allowed_scope() {
 async fn introspection_reports_active_token_then_inactive_after_revocation() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &["api"]).await;
-    let t = token(&app, &creds, None, None).await;
+    let t = app.token(&creds).await;
     let active = app.client.introspect(&creds, &t).await.unwrap();
     assert!(active.active);
     assert_eq!(active.client_id.as_deref(), Some(creds.client_id.as_str()));
@@ -112,7 +104,7 @@ async fn introspection_reports_active_token_then_inactive_after_revocation() {
 async fn revocation_survives_restart() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let t = token(&app, &creds, None, None).await;
+    let t = app.token(&creds).await;
     app.client.revoke(&creds, &t).await.unwrap();
     let app = app.restart().await;
     assert!(!app.client.introspect(&creds, &t).await.unwrap().active);
@@ -122,7 +114,7 @@ async fn revocation_survives_restart() {
 async fn revoking_twice_or_revoking_garbage_answers_200() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let t = token(&app, &creds, None, None).await;
+    let t = app.token(&creds).await;
     app.client.revoke(&creds, &t).await.unwrap();
     app.client.revoke(&creds, &t).await.unwrap();
     app.client.revoke(&creds, "not-a-token").await.unwrap();
@@ -133,7 +125,7 @@ async fn a_client_cannot_revoke_another_clients_token() {
     let app = TestApp::new().await;
     let a = app.service_account("a", &["read"], &[]).await;
     let b = app.service_account("b", &["read"], &[]).await;
-    let t = token(&app, &a, None, None).await;
+    let t = app.token(&a).await;
     let err = app.client.revoke(&b, &t).await.unwrap_err();
     assert_eq!(err.reason(), Some("token-not-owned"));
     assert!(app.client.introspect(&a, &t).await.unwrap().active);
@@ -143,7 +135,7 @@ async fn a_client_cannot_revoke_another_clients_token() {
 async fn expired_tokens_introspect_inactive() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let t = token(&app, &creds, None, None).await;
+    let t = app.token(&creds).await;
     app.advance(Duration::from_secs(900 + 6));
     assert!(!app.client.introspect(&creds, &t).await.unwrap().active);
     assert_eq!(
@@ -157,7 +149,7 @@ async fn disabling_a_client_deactivates_its_tokens_and_blocks_authentication() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
     let resource_server = app.service_account("rs", &[], &[]).await;
-    let t = token(&app, &creds, None, None).await;
+    let t = app.token(&creds).await;
     app.client
         .set_client_enabled(&creds.client_id, false)
         .await
@@ -241,7 +233,7 @@ async fn admin_token_may_introspect_and_revoke() {
     use secrecy::ExposeSecret as _;
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let t = token(&app, &creds, None, None).await;
+    let t = app.token(&creds).await;
     let resp = app
         .http
         .post(app.url("/oauth/revoke"))
@@ -258,7 +250,7 @@ async fn admin_token_may_introspect_and_revoke() {
 async fn issuance_and_revocation_are_audited_without_tokens() {
     let app = TestApp::new().await;
     let creds = app.service_account("svc", &["read"], &[]).await;
-    let t = token(&app, &creds, None, None).await;
+    let t = app.token(&creds).await;
     app.client.revoke(&creds, &t).await.unwrap();
     let events = app.client.audit(10).await.unwrap();
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();

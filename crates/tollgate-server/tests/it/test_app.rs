@@ -171,6 +171,15 @@ impl TestApp {
         }
     }
 
+    /// A `client_credentials` access token for `creds` with its default scope and audience.
+    pub async fn token(&self, creds: &ClientCredentials) -> String {
+        self.client
+            .client_credentials(creds, None, None)
+            .await
+            .unwrap()
+            .access_token
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
