@@ -72,7 +72,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(%listen, issuer = %public_url, "tollgate is serving");
+    let bound = listener.local_addr().unwrap_or(listen);
+    tracing::info!(listen = %bound, issuer = %public_url, "tollgate is serving");
     tollgate_server::serve(app, listener, shutdown_signal())
         .await
         .context("server failed")?;

@@ -1,0 +1,177 @@
+//! The binary as a new user runs it: `tollgate serve` with no configuration, the admin
+//! commands against it, a clean shutdown on SIGTERM, and a restart that keeps everything.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+/// A running `tollgate serve` and what it printed at start.
+struct Server {
+    child: Child,
+    url: String,
+    admin_token: Option<String>,
+    lines: mpsc::Receiver<String>,
+}
+
+fn start(dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .current_dir(dir)
+        .env_remove("TOLLGATE_MASTER_KEY")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut admin_token = None;
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server starts within a minute");
+        if let Some(rest) = line.trim().strip_prefix("TOLLGATE_ADMIN_TOKEN=") {
+            admin_token = Some(rest.to_owned());
+        }
+        if line.contains("tollgate is serving") {
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let url = format!("http://{}", json["listen"].as_str().unwrap());
+            return Server {
+                child,
+                url,
+                admin_token,
+                lines,
+            };
+        }
+    }
+}
+
+impl Server {
+    fn cli(&self, token: &str, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("TOLLGATE_URL", &self.url)
+            .env("TOLLGATE_ADMIN_TOKEN", token)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        assert!(rest.iter().any(|l| l.contains("shut down cleanly")), "{rest:?}");
+    }
+}
+
+#[test]
+fn zero_config_serve_admin_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let token = server
+        .admin_token
+        .clone()
+        .expect("first start prints an admin token");
+    let data = dir.path().join("tollgate-data");
+    assert!(data.join("tollgate.db").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let created = server.cli(
+        &token,
+        &[
+            "admin",
+            "client",
+            "create",
+            "--name",
+            "svc",
+            "--scope",
+            "read write",
+        ],
+    );
+    assert!(created["client_secret"].as_str().unwrap().starts_with("tg_sa_"));
+    assert_eq!(created["scope"], serde_json::json!(["read", "write"]));
+    let keys = server.cli(&token, &["keys", "list"]);
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    server.terminate();
+
+    let server = start(dir.path());
+    assert!(
+        server.admin_token.is_none(),
+        "the admin token is printed only at first start"
+    );
+    assert_eq!(server.cli(&token, &["keys", "list"]), keys, "keys persist");
+    let clients = server.cli(&token, &["admin", "client", "list"]);
+    assert_eq!(clients[0]["name"], "svc");
+    server.terminate();
+}
+
+#[test]
+fn config_example_passes_config_check_and_typos_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Command::new(BIN).args(["config", "example"]).output().unwrap();
+    assert!(example.status.success());
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, &example.stdout).unwrap();
+    let check = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    std::fs::write(&path, "[tokens]\naccess_tll = \"5m\"\n").unwrap();
+    let check = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stderr).contains("access_tll"));
+
+    let check = Command::new(BIN)
+        .args(["config", "check"])
+        .env("TOLLGATE_TOKENS_SIGNING_ALG", "HS256")
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stderr).contains("TOLLGATE_TOKENS_SIGNING_ALG"));
+}
