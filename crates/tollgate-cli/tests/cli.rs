@@ -19,6 +19,9 @@ struct Server {
     lines: mpsc::Receiver<String>,
 }
 
+// The child is moved into `Server`, whose `Drop` kills and reaps it; only a panic before
+// that (the test failing anyway) can leave it, and the test process reaps it on exit.
+#[allow(clippy::zombie_processes)]
 fn start(dir: &Path) -> Server {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
@@ -88,6 +91,15 @@ impl Server {
         assert!(status.success(), "exit status {status}");
         let rest: Vec<String> = self.lines.try_iter().collect();
         assert!(rest.iter().any(|l| l.contains("shut down cleanly")), "{rest:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
