@@ -10,7 +10,7 @@ use crate::metrics::{HttpLabels, Metrics, RouteLabel};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
@@ -25,7 +25,6 @@ use tollgate_store::{Store, StoreError};
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 /// Why the server could not start.
@@ -97,7 +96,7 @@ impl App {
         let request_id = HeaderName::from_static("x-request-id");
         crate::routes::routes()
             .layer(middleware::from_fn_with_state(self.state.clone(), record_metrics))
-            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.state.config.server.request_timeout))
+            .layer(middleware::from_fn_with_state(self.state.clone(), deadline))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(|req: &Request| {
@@ -146,6 +145,22 @@ pub async fn upkeep(state: &AppState) {
     }
     if let Err(e) = state.store.purge_expired_revocations(state.clock.now().0).await {
         tracing::warn!(error = %e, "revocation purge failed");
+    }
+}
+
+/// Answers 503 with a reason when a request outlives `server.request_timeout`.
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.server.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(?limit, "request exceeded server.request_timeout");
+            ApiError::new(
+                Reason::ServiceUnavailable,
+                "the request took longer than the server allows; retry later",
+            )
+            .into_response()
+        }
     }
 }
 

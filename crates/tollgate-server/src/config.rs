@@ -191,6 +191,9 @@ impl Config {
         if self.keys.reload_interval < Duration::from_secs(1) {
             return Err("keys.reload_interval must be at least 1s".into());
         }
+        if self.server.request_timeout < Duration::from_secs(1) {
+            return Err("server.request_timeout must be at least 1s".into());
+        }
         if self.server.max_body_bytes < 1024 {
             return Err("server.max_body_bytes must be at least 1024".into());
         }

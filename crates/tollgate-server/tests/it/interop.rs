@@ -197,3 +197,55 @@ async fn tokens_forged_with_pyjwt_are_refused_with_precise_reasons() {
         }
     }
 }
+
+/// Across a rotation both the token signed by the retired key and the one signed by the
+/// newly active key verify with `jose` against the JWKS it fetches; once the retired key's
+/// publication ends, `jose` refuses the old token for want of its key.
+#[tokio::test]
+async fn jose_verifies_tokens_from_both_sides_of_a_rotation() {
+    let Some(root) = interop_root().await else { return };
+    let alg = SigningAlg::EdDSA;
+    let (app, creds) = app_with(alg).await;
+    let before = app
+        .client
+        .client_credentials(&creds, None, Some(AUDIENCE))
+        .await
+        .unwrap()
+        .access_token;
+    // Forced, because the libraries check nbf against the real clock, so the test's clock
+    // cannot be moved past the publication window.
+    let force = tollgate_proto::admin::RotateKeysRequest {
+        purpose: None,
+        force: true,
+    };
+    let rotation = app.client.rotate_keys(&force).await.unwrap();
+    let after = app
+        .client
+        .client_credentials(&creds, None, Some(AUDIENCE))
+        .await
+        .unwrap()
+        .access_token;
+    for token in [&before, &after] {
+        accepted_claims(
+            Library::Jose,
+            alg,
+            &verify_with(Library::Jose, &root, &app, alg, token).await,
+        );
+    }
+
+    let retired = rotation.retired.unwrap();
+    app.client
+        .retire_key(
+            &retired,
+            &tollgate_proto::admin::RetireKeyRequest { immediately: true },
+        )
+        .await
+        .unwrap();
+    let out = verify_with(Library::Jose, &root, &app, alg, &before).await;
+    assert!(!out.status.success(), "jose must not find the unpublished key");
+    accepted_claims(
+        Library::Jose,
+        alg,
+        &verify_with(Library::Jose, &root, &app, alg, &after).await,
+    );
+}

@@ -127,3 +127,22 @@ async fn database_failure_fails_closed_with_503() {
     let resp = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
 }
+
+/// A client that promises a body and never sends it is cut off at the deadline with a 503
+/// that says why, instead of holding a connection open forever.
+#[tokio::test]
+async fn requests_over_the_deadline_get_503_with_a_reason() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app =
+        TestApp::with_config(|c| c.server.request_timeout = std::time::Duration::from_millis(200)).await;
+    let mut conn = tokio::net::TcpStream::connect(app.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                Content-Length: 100\r\nConnection: close\r\n\r\ngrant_type=";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains(r#""reason":"service-unavailable""#), "{answer}");
+}
