@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::hashing::{HashingError, SecretHashing};
 use crate::keyring::{ACCESS, KeyError, KeyPolicy, KeyRing};
-use crate::metrics::{HttpLabels, Metrics, RouteLabel};
+use crate::metrics::{HttpLabels, Metrics};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -172,17 +172,16 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     let method = req.method().to_string();
     let started = Instant::now();
     let resp = next.run(req).await;
+    let labels = HttpLabels {
+        method,
+        route,
+        status: resp.status().as_u16(),
+    };
     let m = &state.metrics;
     m.http_duration
-        .get_or_create(&RouteLabel { route: route.clone() })
+        .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
-    m.http_requests
-        .get_or_create(&HttpLabels {
-            method,
-            route,
-            status: resp.status().as_u16(),
-        })
-        .inc();
+    m.http_requests.get_or_create(&labels).inc();
     resp
 }
 

@@ -15,16 +15,11 @@ pub struct HttpLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabel {
-    pub route: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: &'static str,
 }
 
-type HistogramFamily = Family<RouteLabel, Histogram, fn() -> Histogram>;
+type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric tollgate exports.
 #[derive(Debug)]
@@ -56,7 +51,7 @@ impl Metrics {
         );
         registry.register(
             "http_request_duration_seconds",
-            "HTTP request latency by route",
+            "HTTP request latency by method, route and status",
             http_duration.clone(),
         );
         registry.register(
