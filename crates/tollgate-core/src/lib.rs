@@ -13,7 +13,7 @@ pub mod scope;
 pub mod secret_token;
 pub mod time;
 
-pub use alg::SigningAlg;
+pub use alg::{JwsAlg, SigningAlg};
 pub use audience::Audience;
 pub use claims::AccessTokenClaims;
 pub use reason::Reason;

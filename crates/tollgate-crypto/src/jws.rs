@@ -7,7 +7,9 @@
 use crate::{CryptoError, Jwk, SigningKey, b64, b64_decode};
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use serde::{Deserialize, Serialize};
-use tollgate_core::{Reason, SigningAlg};
+#[cfg(test)]
+use tollgate_core::SigningAlg;
+use tollgate_core::{JwsAlg, Reason};
 
 /// The protected header tollgate writes and reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +145,7 @@ impl<'a> UnverifiedJws<'a> {
 #[derive(Clone)]
 pub struct VerifyingKey {
     kid: String,
-    alg: SigningAlg,
+    alg: JwsAlg,
     parsed: ParsedPublicKey,
 }
 
@@ -157,47 +159,67 @@ impl std::fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// Builds a verifier for `alg` from a public JWK. The JWK's key type must fit `alg`.
-    pub fn from_jwk(alg: SigningAlg, jwk: &Jwk) -> Result<Self, CryptoError> {
+    /// Builds a verifier for `alg` from a public JWK. The JWK's key type (and curve, and
+    /// `alg` when present) must fit `alg`; RSA keys must have at least 2048 bits.
+    pub fn from_jwk(alg: JwsAlg, jwk: &Jwk) -> Result<Self, CryptoError> {
+        use signature::{
+            ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256,
+            RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512, RSA_PSS_2048_8192_SHA256,
+            RSA_PSS_2048_8192_SHA384, RSA_PSS_2048_8192_SHA512,
+        };
+        if jwk.alg.as_deref().is_some_and(|a| a != alg.as_str()) {
+            return Err(CryptoError::BadJwk("the JWK's alg differs from the token's"));
+        }
         let field = |v: &Option<String>, name: &'static str| {
             v.as_deref().and_then(b64_decode).ok_or(CryptoError::BadJwk(name))
         };
-        let parsed = match (alg, jwk.kty.as_str(), jwk.crv.as_deref()) {
-            (SigningAlg::EdDSA, "OKP", Some("Ed25519")) => {
-                ParsedPublicKey::new(&signature::ED25519, field(&jwk.x, "x")?)
+        let ec_point = |len: usize| -> Result<Vec<u8>, CryptoError> {
+            let (x, y) = (field(&jwk.x, "x")?, field(&jwk.y, "y")?);
+            if x.len() != len || y.len() != len {
+                return Err(CryptoError::BadJwk("EC coordinates have the wrong length"));
             }
-            (SigningAlg::ES256, "EC", Some("P-256")) => {
-                let (x, y) = (field(&jwk.x, "x")?, field(&jwk.y, "y")?);
-                if x.len() != 32 || y.len() != 32 {
-                    return Err(CryptoError::BadJwk("P-256 coordinates must be 32 bytes"));
-                }
-                let mut point = Vec::with_capacity(65);
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+            Ok([&[4u8][..], &x, &y].concat())
+        };
+        let rsa = |params: &'static signature::RsaParameters| -> Result<ParsedPublicKey, CryptoError> {
+            let (n, e) = (field(&jwk.n, "n")?, field(&jwk.e, "e")?);
+            if n.len() < 256 {
+                return Err(CryptoError::BadJwk("RSA keys must have at least 2048 bits"));
             }
-            (SigningAlg::RS256, "RSA", None) => {
-                let (n, e) = (field(&jwk.n, "n")?, field(&jwk.e, "e")?);
-                RsaPublicKeyComponents {
-                    n: n.as_slice(),
-                    e: e.as_slice(),
-                }
-                .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+            RsaPublicKeyComponents {
+                n: n.as_slice(),
+                e: e.as_slice(),
             }
+            .to_parsed_public_key(params)
+            .map_err(|_| CryptoError::KeyRejected(alg.as_str()))
+        };
+        let crv = jwk.crv.as_deref();
+        let parsed = match (alg, jwk.kty.as_str(), crv) {
+            (JwsAlg::EdDSA, "OKP", Some("Ed25519")) => ParsedPublicKey::new(&ED25519, field(&jwk.x, "x")?),
+            (JwsAlg::ES256, "EC", Some("P-256")) => {
+                ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, ec_point(32)?)
+            }
+            (JwsAlg::ES384, "EC", Some("P-384")) => {
+                ParsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, ec_point(48)?)
+            }
+            (JwsAlg::RS256, "RSA", _) => Ok(rsa(&RSA_PKCS1_2048_8192_SHA256)?),
+            (JwsAlg::RS384, "RSA", _) => Ok(rsa(&RSA_PKCS1_2048_8192_SHA384)?),
+            (JwsAlg::RS512, "RSA", _) => Ok(rsa(&RSA_PKCS1_2048_8192_SHA512)?),
+            (JwsAlg::PS256, "RSA", _) => Ok(rsa(&RSA_PSS_2048_8192_SHA256)?),
+            (JwsAlg::PS384, "RSA", _) => Ok(rsa(&RSA_PSS_2048_8192_SHA384)?),
+            (JwsAlg::PS512, "RSA", _) => Ok(rsa(&RSA_PSS_2048_8192_SHA512)?),
             _ => return Err(CryptoError::BadJwk("key type does not match the algorithm")),
         }
         .map_err(|_| CryptoError::KeyRejected(alg.as_str()))?;
-        Ok(Self {
-            kid: jwk.thumbprint()?,
-            alg,
-            parsed,
-        })
+        let kid = match &jwk.kid {
+            Some(kid) => kid.clone(),
+            None => jwk.thumbprint()?,
+        };
+        Ok(Self { kid, alg, parsed })
     }
 
     /// The verifier for a key we hold privately.
     pub fn for_signing_key(key: &SigningKey) -> Result<Self, CryptoError> {
-        Self::from_jwk(key.alg(), key.public_jwk())
+        Self::from_jwk(key.alg().into(), key.public_jwk())
     }
 
     #[must_use]
@@ -206,7 +228,7 @@ impl VerifyingKey {
     }
 
     #[must_use]
-    pub fn alg(&self) -> SigningAlg {
+    pub fn alg(&self) -> JwsAlg {
         self.alg
     }
 }
@@ -302,6 +324,133 @@ mod tests {
     #[test]
     fn jwk_of_wrong_type_is_rejected() {
         let (k, _) = key(SigningAlg::EdDSA);
-        assert!(VerifyingKey::from_jwk(SigningAlg::ES256, k.public_jwk()).is_err());
+        assert!(VerifyingKey::from_jwk(JwsAlg::ES256, k.public_jwk()).is_err());
+    }
+}
+
+/// Upstream algorithms tollgate verifies but never signs with: keys made here with
+/// aws-lc-rs, published as JWKs, tokens verified through the same path as upstream ones.
+#[cfg(test)]
+mod upstream_algs {
+    use super::*;
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, RsaKeyPair};
+
+    fn token(header: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(br#"{"sub":"u"}"#));
+        let sig = sign(input.as_bytes());
+        format!("{input}.{}", b64(&sig))
+    }
+
+    fn rsa_jwk(kp: &RsaKeyPair) -> Jwk {
+        let public = kp.public_key();
+        Jwk {
+            kty: "RSA".into(),
+            n: Some(b64(public.modulus().big_endian_without_leading_zero())),
+            e: Some(b64(public.exponent().big_endian_without_leading_zero())),
+            crv: None,
+            x: None,
+            y: None,
+            kid: Some("rsa".into()),
+            alg: None,
+            use_: Some("sig".into()),
+        }
+    }
+
+    #[test]
+    fn rsa_pkcs1_and_pss_variants_verify_and_are_not_interchangeable() {
+        let kp = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
+        assert!(kp.as_der().is_ok());
+        let jwk = rsa_jwk(&kp);
+        let rng = SystemRandom::new();
+        let cases: [(JwsAlg, &'static dyn signature::RsaEncoding); 6] = [
+            (JwsAlg::RS256, &signature::RSA_PKCS1_SHA256),
+            (JwsAlg::RS384, &signature::RSA_PKCS1_SHA384),
+            (JwsAlg::RS512, &signature::RSA_PKCS1_SHA512),
+            (JwsAlg::PS256, &signature::RSA_PSS_SHA256),
+            (JwsAlg::PS384, &signature::RSA_PSS_SHA384),
+            (JwsAlg::PS512, &signature::RSA_PSS_SHA512),
+        ];
+        for (alg, encoding) in cases {
+            let t = token(&format!(r#"{{"alg":"{alg}","kid":"rsa"}}"#), |m| {
+                let mut sig = vec![0; kp.public_modulus_len()];
+                kp.sign(encoding, &rng, m, &mut sig).expect("sign");
+                sig
+            });
+            let v = VerifyingKey::from_jwk(alg, &jwk).expect("verifier");
+            UnverifiedJws::parse(&t, 8192)
+                .expect("parse")
+                .verify(&v)
+                .expect(alg.as_str());
+            // The same signature under a sibling algorithm's key must fail.
+            let other = if alg == JwsAlg::RS256 {
+                JwsAlg::PS256
+            } else {
+                JwsAlg::RS256
+            };
+            let v_other = VerifyingKey::from_jwk(other, &jwk).expect("verifier");
+            let relabelled = t.replacen(
+                &b64(format!(r#"{{"alg":"{alg}","kid":"rsa"}}"#).as_bytes()),
+                &b64(format!(r#"{{"alg":"{other}","kid":"rsa"}}"#).as_bytes()),
+                1,
+            );
+            assert_eq!(
+                UnverifiedJws::parse(&relabelled, 8192)
+                    .expect("parse")
+                    .verify(&v_other)
+                    .expect_err("must fail"),
+                JwsError::InvalidSignature
+            );
+        }
+    }
+
+    #[test]
+    fn es384_verifies() {
+        let rng = SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, &rng).expect("gen");
+        let kp = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref())
+            .expect("load");
+        let point = kp.public_key().as_ref();
+        let jwk = Jwk {
+            kty: "EC".into(),
+            crv: Some("P-384".into()),
+            x: Some(b64(&point[1..49])),
+            y: Some(b64(&point[49..97])),
+            n: None,
+            e: None,
+            kid: Some("ec".into()),
+            alg: Some("ES384".into()),
+            use_: None,
+        };
+        let t = token(r#"{"alg":"ES384","kid":"ec"}"#, |m| {
+            kp.sign(&rng, m).expect("sign").as_ref().to_vec()
+        });
+        let v = VerifyingKey::from_jwk(JwsAlg::ES384, &jwk).expect("verifier");
+        UnverifiedJws::parse(&t, 8192)
+            .expect("parse")
+            .verify(&v)
+            .expect("ES384");
+        assert!(
+            VerifyingKey::from_jwk(JwsAlg::ES256, &jwk).is_err(),
+            "curve and alg must match"
+        );
+    }
+
+    #[test]
+    fn small_rsa_keys_are_refused() {
+        let jwk = Jwk {
+            kty: "RSA".into(),
+            n: Some(b64(&[0xC5; 128])),
+            e: Some("AQAB".into()),
+            crv: None,
+            x: None,
+            y: None,
+            kid: None,
+            alg: None,
+            use_: None,
+        };
+        assert!(VerifyingKey::from_jwk(JwsAlg::RS256, &jwk).is_err());
     }
 }

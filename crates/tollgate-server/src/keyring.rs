@@ -214,7 +214,7 @@ impl KeyRing {
             let jwk: Jwk = serde_json::from_str(&rec.public_jwk).map_err(|e| {
                 KeyError::InvalidState(format!("key {}: stored JWK is not valid JSON: {e}", rec.kid))
             })?;
-            let verifier = VerifyingKey::from_jwk(alg, &jwk).map_err(|source| KeyError::Crypto {
+            let verifier = VerifyingKey::from_jwk(alg.into(), &jwk).map_err(|source| KeyError::Crypto {
                 kid: rec.kid.clone(),
                 source,
             })?;
