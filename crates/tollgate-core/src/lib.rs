@@ -12,6 +12,7 @@ pub mod reason;
 pub mod scope;
 pub mod secret_token;
 pub mod time;
+pub mod upstream;
 
 pub use alg::{JwsAlg, SigningAlg};
 pub use audience::Audience;

@@ -61,6 +61,14 @@ reasons! {
     AudienceNotAllowed = "audience-not-allowed", "The requested audience or resource is not on the client's allowlist.";
     // Token verification
     TokenMissing = "token-missing", "The endpoint requires a bearer token (`Authorization: Bearer …`).";
+    UnknownIssuer = "unknown-issuer", "The token's iss is not an issuer tollgate trusts; compare it with GET /v1/issuers (exact match).";
+    IssuerDisabled = "issuer-disabled", "The token's issuer is configured but disabled.";
+    JwksUnavailable = "jwks-unavailable", "The issuer's keys could not be fetched and none are cached; the token was not judged. Retry later.";
+    AudMissing = "aud-missing", "The issuer requires an aud claim and the token has none.";
+    AudMismatch = "aud-mismatch", "The token's aud is not among the audiences accepted for its issuer.";
+    AzpNotAllowed = "azp-not-allowed", "The token's azp (authorized party) is not on the issuer's allowlist.";
+    TokenTooOld = "token-too-old", "The token was issued longer ago than the issuer's max_token_age allows.";
+    PolicyDenied = "policy-denied", "The token is valid but policy grants nothing for what was asked.";
     Malformed = "malformed", "The token is not a well-formed compact JWS.";
     TokenTooLarge = "token-too-large", "The token exceeds the size limit and was not parsed.";
     AlgNotAllowed = "alg-not-allowed", "The token's alg is not allowed (none, HMAC and unlisted algorithms are always refused).";

@@ -9,6 +9,7 @@ use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use serde::{Deserialize, Serialize};
 #[cfg(test)]
 use tollgate_core::SigningAlg;
+use tollgate_core::upstream::{Refusal, UnverifiedIss};
 use tollgate_core::{JwsAlg, Reason};
 
 /// The protected header tollgate writes and reads.
@@ -124,6 +125,13 @@ impl<'a> UnverifiedJws<'a> {
     #[must_use]
     pub fn header(&self) -> &JwsHeader {
         &self.header
+    }
+
+    /// The `iss` claim before verification, only to choose whose keys to verify with.
+    pub fn unverified_iss(&self) -> Result<UnverifiedIss, Refusal> {
+        let payload = b64_decode(self.payload_b64)
+            .ok_or_else(|| Refusal::new(Reason::Malformed, "payload is not base64url"))?;
+        UnverifiedIss::read(&payload)
     }
 
     /// Checks the signature with `key` and returns the decoded payload.

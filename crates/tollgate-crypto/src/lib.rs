@@ -8,6 +8,7 @@ pub mod jws;
 pub mod keyed_hash;
 pub mod seal;
 pub mod signing_key;
+pub mod upstream;
 
 pub use jwk::{Jwk, JwkSet};
 pub use jws::{JwsError, JwsHeader, UnverifiedJws, VerifyingKey};

@@ -71,6 +71,11 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         }
         ScopeMalformed | ScopeNotAllowed => (StatusCode::BAD_REQUEST, "invalid_scope"),
         AudienceNotAllowed => (StatusCode::BAD_REQUEST, "invalid_target"),
+        UnknownIssuer | IssuerDisabled | AudMissing | AudMismatch | AzpNotAllowed | TokenTooOld => {
+            (StatusCode::UNAUTHORIZED, "invalid_token")
+        }
+        JwksUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        PolicyDenied => (StatusCode::FORBIDDEN, "access_denied"),
         Malformed | TokenTooLarge | AlgNotAllowed | KidNotFound | InvalidSignature | WrongTokenType
         | IssuerMismatch | Expired | NotYetValid | ClaimMissing | Revoked => {
             (StatusCode::UNAUTHORIZED, "invalid_token")
@@ -167,7 +172,10 @@ mod tests {
             assert!(!error.is_empty());
             if status.is_server_error() {
                 assert!(
-                    matches!(r, Reason::ServiceUnavailable | Reason::InternalError),
+                    matches!(
+                        r,
+                        Reason::ServiceUnavailable | Reason::InternalError | Reason::JwksUnavailable
+                    ),
                     "{r} maps to {status}"
                 );
             } else {
