@@ -115,6 +115,17 @@ pub trait AdminTokens {
     async fn count_admin_tokens(&self) -> Result<u64>;
 }
 
+/// Upstream issuers managed through the admin API.
+#[async_trait]
+pub trait Issuers {
+    async fn list_issuers(&self) -> Result<Vec<IssuerRecord>>;
+    /// `Conflict` if the name is taken.
+    async fn create_issuer(&self, issuer: &IssuerRecord) -> Result<()>;
+    /// Replaces spec and `updated_at`; false if there is no such issuer.
+    async fn update_issuer(&self, issuer: &IssuerRecord) -> Result<bool>;
+    async fn delete_issuer(&self, name: &str) -> Result<bool>;
+}
+
 /// The `jti` denylist of revoked tokens; entries go when the token would have expired.
 #[async_trait]
 pub trait Revocations {
@@ -139,6 +150,7 @@ pub trait Store:
     + ServerSecrets
     + Clients
     + AdminTokens
+    + Issuers
     + Revocations
     + Audit
     + Send
@@ -153,6 +165,7 @@ impl<T> Store for T where
         + ServerSecrets
         + Clients
         + AdminTokens
+        + Issuers
         + Revocations
         + Audit
         + Send

@@ -158,3 +158,12 @@ pub struct AuditRecord {
     /// Extra facts as a JSON object.
     pub detail: String,
 }
+
+/// An upstream issuer created through the admin API; `spec` is its JSON specification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerRecord {
+    pub name: String,
+    pub spec: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}

@@ -3,8 +3,9 @@
 //! both; only connecting and the migrations differ.
 
 use crate::{
-    AdminTokenRecord, AdminTokens, Audit, AuditRecord, ClientRecord, Clients, Health, KeyRecord, KeyRotation,
-    KeyState, Result, Revocations, SecretHash, ServerSecretRecord, ServerSecrets, SigningKeys, StoreError,
+    AdminTokenRecord, AdminTokens, Audit, AuditRecord, ClientRecord, Clients, Health, IssuerRecord, Issuers,
+    KeyRecord, KeyRotation, KeyState, Result, Revocations, SecretHash, ServerSecretRecord, ServerSecrets,
+    SigningKeys, StoreError,
 };
 use async_trait::async_trait;
 use sqlx::Row as _;
@@ -394,6 +395,56 @@ macro_rules! sql_store {
             async fn count_admin_tokens(&self) -> Result<u64> {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens").fetch_one(&self.pool).await?;
                 Ok(count(n))
+            }
+        }
+
+        #[async_trait]
+        impl Issuers for $store {
+            async fn list_issuers(&self) -> Result<Vec<IssuerRecord>> {
+                let rows = sqlx::query("SELECT name, spec, created_at, updated_at FROM issuers ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(IssuerRecord {
+                            name: r.try_get("name")?,
+                            spec: r.try_get("spec")?,
+                            created_at: r.try_get("created_at")?,
+                            updated_at: r.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn create_issuer(&self, i: &IssuerRecord) -> Result<()> {
+                sqlx::query("INSERT INTO issuers (name, spec, created_at, updated_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&i.name)
+                    .bind(&i.spec)
+                    .bind(i.created_at)
+                    .bind(i.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn update_issuer(&self, i: &IssuerRecord) -> Result<bool> {
+                let n = sqlx::query("UPDATE issuers SET spec = $1, updated_at = $2 WHERE name = $3")
+                    .bind(&i.spec)
+                    .bind(i.updated_at)
+                    .bind(&i.name)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn delete_issuer(&self, name: &str) -> Result<bool> {
+                let n = sqlx::query("DELETE FROM issuers WHERE name = $1")
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
             }
         }
 

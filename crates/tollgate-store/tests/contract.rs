@@ -246,6 +246,29 @@ async fn audit_lists_newest_first(s: Arc<dyn Store>) {
     assert_eq!(ids, vec!["e2", "e1"]);
 }
 
+async fn issuers_round_trip_and_names_are_unique(s: Arc<dyn Store>) {
+    let rec = |name: &str, spec: &str| tollgate_store::IssuerRecord {
+        name: name.into(),
+        spec: spec.into(),
+        created_at: 1,
+        updated_at: 1,
+    };
+    s.create_issuer(&rec("b", "{}")).await.unwrap();
+    s.create_issuer(&rec("a", "{}")).await.unwrap();
+    assert!(matches!(
+        s.create_issuer(&rec("a", "{}")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut changed = rec("a", r#"{"enabled":false}"#);
+    changed.updated_at = 2;
+    assert!(s.update_issuer(&changed).await.unwrap());
+    assert!(!s.update_issuer(&rec("zz", "{}")).await.unwrap());
+    let listed = s.list_issuers().await.unwrap();
+    assert_eq!(listed, vec![changed, rec("b", "{}")]);
+    assert!(s.delete_issuer("b").await.unwrap());
+    assert!(!s.delete_issuer("b").await.unwrap());
+}
+
 async fn data_survives_reopening(url: String) {
     let s = tollgate_store::open(&url).await.unwrap();
     s.create_client(&client("c1", "ci-bot")).await.unwrap();
@@ -309,6 +332,7 @@ contract!(
     admin_tokens_are_found_by_hash,
     revocations_are_idempotent_and_expire,
     audit_lists_newest_first,
+    issuers_round_trip_and_names_are_unique,
 );
 
 #[test]
