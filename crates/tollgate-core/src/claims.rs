@@ -21,6 +21,38 @@ pub struct AccessTokenClaims {
     pub nbf: UnixTime,
     pub exp: UnixTime,
     pub jti: String,
+    /// For exchanged tokens: who the upstream issuer said the subject is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSubject>,
+    /// RFC 8693 §4.1: the party acting on behalf of the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// The upstream identity an exchanged token was issued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamSubject {
+    /// The upstream `iss`.
+    pub iss: String,
+    /// The upstream `sub`.
+    pub sub: String,
+    /// The issuer's name in tollgate's configuration.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_role: Option<String>,
+}
+
+/// RFC 8693 `act` claim: the actor, with the actor's own actor nested for chains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    pub iss: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
 }
 
 impl AccessTokenClaims {
@@ -59,6 +91,8 @@ mod tests {
             nbf: UnixTime(iat),
             exp: UnixTime(exp),
             jti: "j".into(),
+            upstream: None,
+            act: None,
         }
     }
 

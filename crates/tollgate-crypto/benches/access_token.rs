@@ -109,6 +109,8 @@ fn realistic_claims(now: UnixTime) -> AccessTokenClaims {
         nbf: now,
         exp: now.plus(Duration::from_secs(15 * 60)),
         jti: "0f8c2d7e4b9a41c3a6e5d2f1b0c9e8d7".into(),
+        upstream: None,
+        act: None,
     }
 }
 

@@ -16,8 +16,8 @@ use tollgate_core::{JwsAlg, Reason, UnixTime};
 
 /// What a key resolver found for `(issuer, kid, alg)`.
 #[derive(Debug)]
-pub enum KeyLookup {
-    Found(VerifyingKey),
+pub enum KeyLookup<'k> {
+    Found(&'k VerifyingKey),
     /// The issuer publishes no usable key with that kid (for that algorithm).
     NotFound,
     /// The issuer's keys could not be had; the token cannot be judged.
@@ -38,12 +38,12 @@ pub struct Verified<'i> {
 ///
 /// `resolve(issuer, kid, alg)` returns the issuer's key; `kid` is `None` when the token
 /// names none (the resolver may then use the issuer's only key for `alg`).
-pub fn verify_upstream<'i>(
+pub fn verify_upstream<'i, 'k>(
     token: &str,
     max_len: usize,
     issuers: &'i IssuerSet,
     now: UnixTime,
-    resolve: &mut dyn FnMut(&Issuer, Option<&str>, JwsAlg) -> KeyLookup,
+    resolve: &mut dyn FnMut(&Issuer, Option<&str>, JwsAlg) -> KeyLookup<'k>,
     trace: &mut impl Trace,
 ) -> Result<Verified<'i>, Refusal> {
     if token.len() > max_len {
@@ -130,7 +130,7 @@ pub fn verify_upstream<'i>(
     };
     trace.step(Check::Key, true, || format!("found key `{}`", key.kid()));
 
-    let payload = jws.verify(&key).map_err(|e| {
+    let payload = jws.verify(key).map_err(|e| {
         trace.step(Check::Signature, false, || e.to_string());
         refuse(e.reason(), e.to_string())
     })?;

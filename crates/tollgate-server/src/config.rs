@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tollgate_core::SigningAlg;
+use tollgate_core::upstream::IssuerSpec;
+use tollgate_core::upstream::issuer::IssuerSet;
 
 /// The full, commented example configuration with every default.
 pub const EXAMPLE: &str = include_str!("config.example.toml");
@@ -38,6 +40,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub keys: KeysConfig,
     pub admin: AdminConfig,
+    /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
+    pub issuers: Vec<IssuerSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +201,13 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err("server.max_body_bytes must be at least 1024".into());
         }
+        let resolved = self
+            .issuers
+            .iter()
+            .map(IssuerSpec::resolve)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        IssuerSet::new(resolved).map_err(|e| e.to_string())?;
         if let Some(t) = &self.admin.bootstrap_token {
             use secrecy::ExposeSecret as _;
             let t = t.expose_secret();
@@ -372,6 +383,24 @@ mod tests {
             msg.contains("TOLLGATE_TOKENS_SIGNING_ALG") && msg.contains("HS256"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn issuers_are_validated_with_their_presets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("t.toml");
+        let clerk =
+            "[[issuers]]\nname = \"clerk\"\nissuer = \"https://clerk.example.com\"\npreset = \"clerk\"\n";
+        std::fs::write(&p, clerk).expect("write");
+        let c = Config::load(Some(&p), env(&[])).expect("clerk needs no audience");
+        assert_eq!(c.issuers.len(), 1);
+        let oidc = "[[issuers]]\nname = \"idp\"\nissuer = \"https://idp.example.com\"\n";
+        std::fs::write(&p, oidc).expect("write");
+        let err = Config::load(Some(&p), env(&[])).expect_err("oidc needs audiences");
+        assert!(err.to_string().contains("issuer `idp`"), "{err}");
+        std::fs::write(&p, format!("{clerk}audence = []\n")).expect("write");
+        let err = Config::load(Some(&p), env(&[])).expect_err("typo");
+        assert!(err.to_string().contains("audence"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod routes;
 pub mod snapshot;
 pub mod state;
 pub mod tokens;
+pub mod upstream;
 
 pub use app::{App, StartError, serve};
 pub use config::Config;

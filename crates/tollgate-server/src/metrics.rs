@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -19,6 +20,26 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// An upstream issuer, named by the cache key its configuration gave it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabel {
+    pub issuer: String,
+}
+
+/// A JWKS fetch and how it ended: `ok`, `not_modified` or `error`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JwksFetchLabels {
+    pub issuer: String,
+    pub outcome: &'static str,
+}
+
+/// A JWKS cache lookup and how it was answered: `hit`, `miss` or `stale`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JwksLookupLabels {
+    pub issuer: String,
+    pub result: &'static str,
+}
+
 type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric tollgate exports.
@@ -29,6 +50,14 @@ pub struct Metrics {
     pub http_duration: HistogramFamily,
     pub tokens_issued: Family<KindLabel, Counter>,
     pub audit_failures: Counter,
+    /// Upstream JWKS fetches by issuer and outcome.
+    pub jwks_fetches: Family<JwksFetchLabels, Counter>,
+    /// Upstream key lookups by issuer and how the cache answered.
+    pub jwks_lookups: Family<JwksLookupLabels, Counter>,
+    /// Keys in each issuer's cached set.
+    pub jwks_keys: Family<IssuerLabel, Gauge>,
+    /// When each issuer's cached set expires (Unix seconds); past it, keys are served stale.
+    pub jwks_expiry: Family<IssuerLabel, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -44,6 +73,10 @@ impl Metrics {
         let http_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let tokens_issued = Family::<KindLabel, Counter>::default();
         let audit_failures = Counter::default();
+        let jwks_fetches = Family::<JwksFetchLabels, Counter>::default();
+        let jwks_lookups = Family::<JwksLookupLabels, Counter>::default();
+        let jwks_keys = Family::<IssuerLabel, Gauge>::default();
+        let jwks_expiry = Family::<IssuerLabel, Gauge>::default();
         registry.register(
             "http_requests",
             "HTTP requests by method, route and status",
@@ -64,12 +97,36 @@ impl Metrics {
             "Audit events that could not be written",
             audit_failures.clone(),
         );
+        registry.register(
+            "jwks_fetches",
+            "Upstream JWKS fetches by issuer and outcome (ok, not_modified, error)",
+            jwks_fetches.clone(),
+        );
+        registry.register(
+            "jwks_cache_lookups",
+            "Upstream key lookups by issuer and result (hit, miss, stale)",
+            jwks_lookups.clone(),
+        );
+        registry.register(
+            "jwks_keys",
+            "Keys in the cached JWKS of each issuer",
+            jwks_keys.clone(),
+        );
+        registry.register(
+            "jwks_expiry_timestamp_seconds",
+            "When the cached JWKS of each issuer expires (Unix seconds, 0 before the first fetch); later, keys are served stale",
+            jwks_expiry.clone(),
+        );
         Self {
             registry,
             http_requests,
             http_duration,
             tokens_issued,
             audit_failures,
+            jwks_fetches,
+            jwks_lookups,
+            jwks_keys,
+            jwks_expiry,
         }
     }
 

@@ -29,6 +29,8 @@ pub fn issue(state: &AppState, client: &ClientRecord, grant: &Grant) -> Result<I
         nbf: now,
         exp: now.plus(grant.ttl),
         jti: uuid::Uuid::new_v4().simple().to_string(),
+        upstream: None,
+        act: None,
     };
     let keys = state.keys.snapshot();
     let key = keys.signer(ACCESS).ok_or_else(|| {

@@ -6,11 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod mock_idp;
 mod test_app;
 
 mod admin;
 mod discovery;
 mod interop;
+mod jwks_cache;
 mod keys;
 mod oauth_errors;
 mod oauth_flow;

@@ -1,0 +1,3 @@
+//! Upstream OIDC issuers: fetching and caching their keys.
+
+pub mod jwks_cache;
