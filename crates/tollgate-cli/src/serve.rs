@@ -74,11 +74,51 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr().unwrap_or(listen);
     tracing::info!(listen = %bound, issuer = %public_url, "tollgate is serving");
+    #[cfg(unix)]
+    tokio::spawn(reload_issuers_on_sighup(app.state.clone(), args.config.clone()));
     tollgate_server::serve(app, listener, shutdown_signal())
         .await
         .context("server failed")?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// `SIGHUP` re-reads the configuration and applies its `[[issuers]]` (other settings need a
+/// restart). An invalid file is logged and the running issuers stay as they were.
+#[cfg(unix)]
+async fn reload_issuers_on_sighup(state: tollgate_server::state::AppState, config: Option<PathBuf>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; issuer changes in the config file need a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let loaded = Config::load(config.as_deref(), std::env::vars());
+        let result = match loaded {
+            Ok(c) => state
+                .upstream
+                .registry()
+                .set_file_issuers(c.issuers)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(()) => {
+                let names: Vec<String> = state
+                    .upstream
+                    .registry()
+                    .current()
+                    .entries
+                    .keys()
+                    .cloned()
+                    .collect();
+                tracing::info!(issuers = ?names, "SIGHUP: issuers reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "SIGHUP: configuration not applied; issuers unchanged")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{
-    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, KeyInfo, RetireKeyRequest,
-    RotateKeysRequest, RotateKeysResponse, SecretRotation,
+    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, IssuerInfo, KeyInfo, RetireKeyRequest,
+    RotateKeysRequest, RotateKeysResponse, SecretRotation, VerifyRequest, VerifyResponse,
 };
 use tollgate_proto::discovery::ServerMetadata;
 use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
@@ -51,6 +51,37 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: SecretString,
+}
+
+/// The token type URN of JWTs (RFC 8693 §3).
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// A token exchange request (RFC 8693).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenExchange<'a> {
+    pub subject_token: &'a str,
+    /// Usually [`JWT_TOKEN_TYPE`].
+    pub subject_token_type: &'a str,
+    pub actor_token: Option<&'a str>,
+    pub scope: Option<&'a str>,
+    pub audience: Option<&'a str>,
+    /// Authenticate as this client; exchanges may also be made without.
+    pub client: Option<&'a ClientCredentials>,
+}
+
+impl<'a> TokenExchange<'a> {
+    /// Exchange `subject_token` (a JWT) with no other parameters.
+    #[must_use]
+    pub fn jwt(subject_token: &'a str) -> Self {
+        Self {
+            subject_token,
+            subject_token_type: JWT_TOKEN_TYPE,
+            actor_token: None,
+            scope: None,
+            audience: None,
+            client: None,
+        }
+    }
 }
 
 /// A JWKS fetch result with its caching headers.
@@ -206,6 +237,30 @@ impl Client {
         decode(req.send().await?).await
     }
 
+    /// RFC 8693 token exchange of an upstream JWT, optionally as an authenticated client.
+    pub async fn token_exchange(&self, request: &TokenExchange<'_>) -> Result<TokenResponse> {
+        let mut form = vec![
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", request.subject_token),
+            ("subject_token_type", request.subject_token_type),
+        ];
+        if let Some(actor) = request.actor_token {
+            form.push(("actor_token", actor));
+            form.push(("actor_token_type", JWT_TOKEN_TYPE));
+        }
+        if let Some(s) = request.scope {
+            form.push(("scope", s));
+        }
+        if let Some(a) = request.audience {
+            form.push(("audience", a));
+        }
+        let mut req = self.http.post(self.url("/oauth/token"));
+        if let Some(creds) = request.client {
+            req = Self::basic(req, creds);
+        }
+        decode(req.form(&form).send().await?).await
+    }
+
     /// RFC 7662 introspection, authenticated as `creds`.
     pub async fn introspect(&self, creds: &ClientCredentials, token: &str) -> Result<IntrospectionResponse> {
         let req = Self::basic(self.http.post(self.url("/oauth/introspect")), creds).form(&[("token", token)]);
@@ -300,6 +355,48 @@ impl Client {
     pub async fn rotate_secrets(&self) -> Result<SecretRotation> {
         decode(
             self.admin(self.http.post(self.url("/v1/admin/secrets/rotate")))?
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// `GET /v1/issuers`.
+    pub async fn list_issuers(&self) -> Result<Vec<IssuerInfo>> {
+        decode(self.admin(self.http.get(self.url("/v1/issuers")))?.send().await?).await
+    }
+
+    /// `POST /v1/issuers` with an issuer specification (as in the config file, as JSON).
+    pub async fn create_issuer(&self, spec: &serde_json::Value) -> Result<IssuerInfo> {
+        decode(
+            self.admin(self.http.post(self.url("/v1/issuers")))?
+                .json(spec)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// `PUT /v1/issuers/{name}`.
+    pub async fn update_issuer(&self, name: &str, spec: &serde_json::Value) -> Result<IssuerInfo> {
+        let url = self.url(&format!("/v1/issuers/{}", form_encode(name)));
+        decode(self.admin(self.http.put(url))?.json(spec).send().await?).await
+    }
+
+    /// `DELETE /v1/issuers/{name}`.
+    pub async fn delete_issuer(&self, name: &str) -> Result<()> {
+        let url = self.url(&format!("/v1/issuers/{}", form_encode(name)));
+        expect_empty(self.admin(self.http.delete(url))?.send().await?).await
+    }
+
+    /// `POST /v1/verify`: the step-by-step verdict on an upstream token.
+    pub async fn verify_token(&self, token: &str) -> Result<VerifyResponse> {
+        let body = VerifyRequest {
+            token: token.to_owned(),
+        };
+        decode(
+            self.admin(self.http.post(self.url("/v1/verify")))?
+                .json(&body)
                 .send()
                 .await?,
         )

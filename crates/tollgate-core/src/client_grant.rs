@@ -5,8 +5,8 @@ use crate::reason::Reason;
 use crate::scope::Scope;
 use std::time::Duration;
 
-/// What an administrator allowed a service account.
-#[derive(Debug, Clone)]
+/// What an administrator allowed a service account (or the tokens exchanged from an issuer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientPolicy {
     pub allowed_scope: Scope,
     /// Audiences the client may ask for; the first is the default.

@@ -68,7 +68,6 @@ reasons! {
     AudMismatch = "aud-mismatch", "The token's aud is not among the audiences accepted for its issuer.";
     AzpNotAllowed = "azp-not-allowed", "The token's azp (authorized party) is not on the issuer's allowlist.";
     TokenTooOld = "token-too-old", "The token was issued longer ago than the issuer's max_token_age allows.";
-    PolicyDenied = "policy-denied", "The token is valid but policy grants nothing for what was asked.";
     Malformed = "malformed", "The token is not a well-formed compact JWS.";
     TokenTooLarge = "token-too-large", "The token exceeds the size limit and was not parsed.";
     AlgNotAllowed = "alg-not-allowed", "The token's alg is not allowed (none, HMAC and unlisted algorithms are always refused).";

@@ -107,3 +107,66 @@ pub struct AuditEvent {
     pub reason: Option<String>,
     pub detail: serde_json::Value,
 }
+
+/// An upstream issuer as configured, with the state of its key cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IssuerInfo {
+    pub name: String,
+    /// `file` (config file; change it there and send SIGHUP) or `api`.
+    pub source: String,
+    pub issuer: String,
+    pub enabled: bool,
+    /// The specification as written (see the `[[issuers]]` section of the configuration).
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    /// The JWKS cache entry, once the issuer's keys have been fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub keys: Option<serde_json::Value>,
+}
+
+/// `POST /v1/verify`: a token to diagnose.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    #[schema(min_length = 1)]
+    pub token: String,
+}
+
+/// One check of a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyStep {
+    pub check: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// What tollgate concludes about a token, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    /// The reason code of the refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    /// The issuer's configured name, when the token's `iss` is trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Every check, in order, up to the one that failed.
+    pub steps: Vec<VerifyStep>,
+    /// The unverified JOSE header, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub header: Option<serde_json::Value>,
+    /// The identity the claims map to (valid tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub identity: Option<serde_json::Value>,
+    /// What a token exchange would grant by default: scope and audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub exchange: Option<serde_json::Value>,
+}

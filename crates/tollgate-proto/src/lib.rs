@@ -18,4 +18,10 @@ pub struct ErrorBody {
     pub error_description: String,
     /// Stable machine-readable reason code (see docs/reasons.md).
     pub reason: String,
+    /// For refused upstream tokens: the `iss` the token named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// For refused upstream tokens: the `kid` the token named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
 }

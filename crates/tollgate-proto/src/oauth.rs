@@ -6,9 +6,23 @@ use utoipa::ToSchema;
 /// `POST /oauth/token` form fields (application/x-www-form-urlencoded).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// `client_credentials`.
-    #[schema(pattern = "^client_credentials$")]
+    /// `client_credentials` or `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[schema(pattern = "^(client_credentials|urn:ietf:params:oauth:grant-type:token-exchange)$")]
     pub grant_type: String,
+    /// Token exchange: the upstream token (from a trusted issuer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:jwt`, `…:id_token` or `…:access_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_token_type: Option<String>,
+    /// Token exchange: a token of the party acting for the subject; becomes the `act` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_token_type: Option<String>,
+    /// Token exchange: only `urn:ietf:params:oauth:token-type:access_token` (or `…:jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_token_type: Option<String>,
     /// Space-separated scopes; omitted means every scope the client is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$")]
@@ -38,6 +52,9 @@ pub struct TokenResponse {
     /// The scopes granted, space-separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// RFC 8693: the type of the issued token (token exchange only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }
 
 /// `POST /oauth/introspect` and `POST /oauth/revoke` form fields.

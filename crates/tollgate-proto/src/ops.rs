@@ -23,4 +23,25 @@ pub struct AuthStatus {
     /// Expiry, seconds since the epoch.
     pub exp: i64,
     pub expires_in: u64,
+    /// For exchanged tokens: the upstream identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamInfo>,
+    /// For exchanged tokens with an actor: who acts for the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
+}
+
+/// The upstream identity an exchanged token was issued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpstreamInfo {
+    /// The issuer's configured name.
+    pub name: String,
+    pub iss: String,
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_role: Option<String>,
 }

@@ -8,6 +8,9 @@ use crate::hashing::{HashingError, SecretHashing};
 use crate::keyring::{ACCESS, KeyError, KeyPolicy, KeyRing};
 use crate::metrics::{HttpLabels, Metrics};
 use crate::state::AppState;
+use crate::upstream::jwks_cache::JwksCache;
+use crate::upstream::registry::{IssuerRegistry, RegistryError};
+use crate::upstream::verifier::UpstreamVerifier;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderName;
@@ -38,6 +41,10 @@ pub enum StartError {
     Hashing(#[from] HashingError),
     #[error("{0}")]
     Bootstrap(String),
+    #[error("cannot build the HTTP client for upstream issuers: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Issuers(#[from] RegistryError),
 }
 
 /// A ready-to-serve application.
@@ -74,13 +81,28 @@ impl App {
         };
         let keys = KeyRing::start(store.clone(), master.clone(), clock.clone(), policy).await?;
         let hashing = SecretHashing::start(store.clone(), master, clock.clone()).await?;
+        let metrics = Arc::new(Metrics::new());
+        let registry = Arc::new(IssuerRegistry::start(store.clone(), config.issuers.clone()).await?);
+        let jwks = Arc::new(JwksCache::new(
+            config.upstream.cache_settings(),
+            clock.clone(),
+            metrics.clone(),
+        )?);
+        let upstream = Arc::new(UpstreamVerifier::new(
+            registry,
+            jwks,
+            clock.clone(),
+            metrics.clone(),
+            config.upstream.max_token_bytes,
+        ));
         let state = AppState {
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),
             hashing: Arc::new(hashing),
             clock,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            upstream,
         };
         let new_admin_token = crate::admin_tokens::bootstrap(&state).await.map_err(|e| {
             StartError::Bootstrap(format!("cannot create the bootstrap admin token: {}", e.message))
@@ -146,6 +168,18 @@ pub async fn upkeep(state: &AppState) {
     if let Err(e) = state.store.purge_expired_revocations(state.clock.now().0).await {
         tracing::warn!(error = %e, "revocation purge failed");
     }
+    let registry = state.upstream.registry();
+    if let Err(e) = registry.reload().await {
+        tracing::warn!(error = %e, "issuer reload failed");
+    }
+    let view = registry.current();
+    let jwks = state.upstream.jwks();
+    for entry in jwks.status() {
+        if !view.entries.contains_key(&entry.cache_key) {
+            jwks.forget(&entry.cache_key);
+        }
+    }
+    jwks.refresh_due().await;
 }
 
 /// Answers 503 with a reason when a request outlives `server.request_timeout`.

@@ -4,6 +4,7 @@
 //! also the list of known keys: environment variables are mapped onto it, and every key
 //! it shows must deserialize (a test checks). Unknown keys are errors naming the key.
 
+use crate::upstream::jwks_cache::CacheSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub keys: KeysConfig,
     pub admin: AdminConfig,
+    pub upstream: UpstreamConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -82,6 +84,64 @@ pub struct KeysConfig {
     pub reload_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub rotate_after: Duration,
+}
+
+/// Verifying upstream tokens and caching upstream keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    pub max_token_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub jwks_min_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub jwks_default_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh_ahead: Duration,
+    #[serde(with = "humantime_serde")]
+    pub unknown_kid_cooldown: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_after_error: Duration,
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
+    #[serde(with = "humantime_serde")]
+    pub http_timeout: Duration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        let c = CacheSettings::default();
+        Self {
+            max_token_bytes: 16 * 1024,
+            jwks_min_ttl: c.min_ttl,
+            jwks_max_ttl: c.max_ttl,
+            jwks_default_ttl: c.default_ttl,
+            jwks_refresh_ahead: c.refresh_ahead,
+            unknown_kid_cooldown: c.unknown_kid_cooldown,
+            retry_after_error: c.retry_after_error,
+            stale_if_error: c.stale_if_error,
+            http_timeout: c.http_timeout,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// The JWKS cache settings these values describe.
+    #[must_use]
+    pub fn cache_settings(&self) -> CacheSettings {
+        CacheSettings {
+            min_ttl: self.jwks_min_ttl,
+            max_ttl: self.jwks_max_ttl,
+            default_ttl: self.jwks_default_ttl,
+            refresh_ahead: self.jwks_refresh_ahead,
+            unknown_kid_cooldown: self.unknown_kid_cooldown,
+            retry_after_error: self.retry_after_error,
+            stale_if_error: self.stale_if_error,
+            http_timeout: self.http_timeout,
+            ..CacheSettings::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -191,6 +251,21 @@ impl Config {
         if !self.tokens.default_audience.is_empty() {
             tollgate_core::Audience::parse(&self.tokens.default_audience)
                 .map_err(|e| format!("tokens.default_audience: {e}"))?;
+        }
+        let u = &self.upstream;
+        if u.jwks_min_ttl > u.jwks_max_ttl
+            || u.jwks_default_ttl < u.jwks_min_ttl
+            || u.jwks_default_ttl > u.jwks_max_ttl
+        {
+            return Err("upstream: need jwks_min_ttl <= jwks_default_ttl <= jwks_max_ttl".into());
+        }
+        if u.http_timeout < Duration::from_millis(100) || u.max_token_bytes < 1024 {
+            return Err(
+                "upstream: http_timeout must be at least 100ms and max_token_bytes at least 1024".into(),
+            );
+        }
+        if self.keys.reload_interval >= u.jwks_refresh_ahead {
+            return Err("keys.reload_interval must be shorter than upstream.jwks_refresh_ahead, or keys expire before upkeep refreshes them".into());
         }
         if self.keys.reload_interval < Duration::from_secs(1) {
             return Err("keys.reload_interval must be at least 1s".into());

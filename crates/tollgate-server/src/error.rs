@@ -13,13 +13,25 @@ use tollgate_core::Reason;
 use tollgate_proto::ErrorBody;
 use tollgate_store::StoreError;
 
-/// A refusal or failure, ready to be sent.
+/// A refusal or failure, ready to be sent. Small on purpose (it travels in every `Result`);
+/// the rarely used parts live behind one box.
 #[derive(Debug)]
 pub struct ApiError {
     pub reason: Reason,
     pub message: String,
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Default)]
+struct Extra {
     /// `WWW-Authenticate` challenge to send with a 401.
-    pub challenge: Option<String>,
+    challenge: Option<String>,
+    /// For refused upstream tokens: the issuer and key they named.
+    issuer: Option<String>,
+    kid: Option<String>,
+    /// Overrides the status and error code of [`classify`] (e.g. `invalid_grant` on the
+    /// token endpoint for a token that elsewhere is `invalid_token`).
+    overridden: Option<(StatusCode, &'static str)>,
 }
 
 impl ApiError {
@@ -27,14 +39,44 @@ impl ApiError {
         Self {
             reason,
             message: message.into(),
-            challenge: None,
+            extra: None,
         }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
     }
 
     /// Adds a `WWW-Authenticate` challenge.
     #[must_use]
     pub fn with_challenge(mut self, challenge: impl Into<String>) -> Self {
-        self.challenge = Some(challenge.into());
+        self.extra().challenge = Some(challenge.into());
+        self
+    }
+
+    /// The `WWW-Authenticate` challenge, if any.
+    #[must_use]
+    pub fn challenge(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.challenge.as_deref())
+    }
+
+    /// A refused upstream token, with the issuer and kid it named.
+    #[must_use]
+    pub fn refused_token(r: tollgate_core::upstream::Refusal) -> Self {
+        let mut e = Self::new(r.reason, r.message);
+        let extra = e.extra();
+        extra.issuer = r.issuer;
+        extra.kid = r.kid;
+        e
+    }
+
+    /// On the token endpoint a refused subject or actor token is `invalid_grant` (RFC 6749
+    /// §5.2), except when its keys were unavailable, which stays a 503.
+    #[must_use]
+    pub fn as_invalid_grant(mut self) -> Self {
+        if !classify(self.reason).0.is_server_error() {
+            self.extra().overridden = Some((StatusCode::BAD_REQUEST, "invalid_grant"));
+        }
         self
     }
 
@@ -75,7 +117,6 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
             (StatusCode::UNAUTHORIZED, "invalid_token")
         }
         JwksUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
-        PolicyDenied => (StatusCode::FORBIDDEN, "access_denied"),
         Malformed | TokenTooLarge | AlgNotAllowed | KidNotFound | InvalidSignature | WrongTokenType
         | IssuerMismatch | Expired | NotYetValid | ClaimMissing | Revoked => {
             (StatusCode::UNAUTHORIZED, "invalid_token")
@@ -92,16 +133,19 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, error) = classify(self.reason);
+        let extra = self.extra.map(|b| *b).unwrap_or_default();
+        let (status, error) = extra.overridden.unwrap_or_else(|| classify(self.reason));
         let body = ErrorBody {
             error: error.to_owned(),
             error_description: self.message,
             reason: self.reason.code().to_owned(),
+            issuer: extra.issuer,
+            kid: extra.kid,
         };
         let mut resp = (status, Json(body)).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        if let Some(c) = extra.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, c);
         }
         if let Ok(v) = HeaderValue::from_str(self.reason.code()) {

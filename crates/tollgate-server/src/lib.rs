@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod error;
+pub mod exchange;
 pub mod extract;
 pub mod hashing;
 pub mod keyring;

@@ -58,6 +58,17 @@ pub struct Metrics {
     pub jwks_keys: Family<IssuerLabel, Gauge>,
     /// When each issuer's cached set expires (Unix seconds); past it, keys are served stale.
     pub jwks_expiry: Family<IssuerLabel, Gauge>,
+    /// Upstream token verifications by issuer and outcome (`ok` or a reason code).
+    pub upstream_verifications: Family<UpstreamLabels, Counter>,
+    /// Token exchanges by issuer and outcome (`ok` or a reason code).
+    pub exchanges: Family<UpstreamLabels, Counter>,
+}
+
+/// An upstream issuer's configured name (never a token's raw `iss`) and an outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub issuer: String,
+    pub outcome: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -77,6 +88,18 @@ impl Metrics {
         let jwks_lookups = Family::<JwksLookupLabels, Counter>::default();
         let jwks_keys = Family::<IssuerLabel, Gauge>::default();
         let jwks_expiry = Family::<IssuerLabel, Gauge>::default();
+        let upstream_verifications = Family::<UpstreamLabels, Counter>::default();
+        let exchanges = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "upstream_verifications",
+            "Upstream token verifications by issuer and outcome (ok or reason code)",
+            upstream_verifications.clone(),
+        );
+        registry.register(
+            "token_exchanges",
+            "Token exchanges by issuer and outcome (ok or reason code)",
+            exchanges.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by method, route and status",
@@ -127,6 +150,8 @@ impl Metrics {
             jwks_lookups,
             jwks_keys,
             jwks_expiry,
+            upstream_verifications,
+            exchanges,
         }
     }
 

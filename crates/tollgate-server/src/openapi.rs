@@ -18,6 +18,8 @@ use crate::routes;
         routes::admin::disable_client, routes::admin::enable_client,
         routes::admin::list_keys, routes::admin::rotate_keys, routes::admin::retire_key,
         routes::admin::rotate_secrets, routes::admin::list_audit,
+        routes::issuers::list, routes::issuers::create, routes::issuers::update, routes::issuers::delete,
+        routes::issuers::verify,
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics, routes::ops::openapi,
     ),
     components(schemas(
@@ -25,7 +27,8 @@ use crate::routes;
         oauth::IntrospectionResponse, discovery::ServerMetadata, ops::Health, ops::AuthStatus,
         admin::CreateClientRequest, admin::ClientInfo, admin::ClientWithSecret, admin::KeyInfo,
         admin::RotateKeysRequest, admin::RotateKeysResponse, admin::RetireKeyRequest,
-        admin::SecretRotation, admin::AuditEvent,
+        admin::SecretRotation, admin::AuditEvent, admin::IssuerInfo, admin::VerifyRequest,
+        admin::VerifyResponse, admin::VerifyStep, ops::UpstreamInfo,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -33,6 +36,7 @@ use crate::routes;
         (name = "discovery", description = "JWKS and server metadata"),
         (name = "tokens", description = "Token diagnostics"),
         (name = "admin", description = "Administration (admin bearer token)"),
+        (name = "issuers", description = "Trusted upstream issuers and token diagnostics (admin bearer token)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::hashing::SecretHashing;
 use crate::keyring::KeyRing;
 use crate::metrics::Metrics;
+use crate::upstream::verifier::UpstreamVerifier;
 use std::sync::Arc;
 use tollgate_store::Store;
 
@@ -17,4 +18,6 @@ pub struct AppState {
     pub hashing: Arc<SecretHashing>,
     pub clock: SharedClock,
     pub metrics: Arc<Metrics>,
+    /// Trusted upstream issuers, their keys and the verifier of their tokens.
+    pub upstream: Arc<UpstreamVerifier>,
 }

@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::keyring::ACCESS;
 use crate::state::AppState;
 use tollgate_core::claims::{ACCESS_TOKEN_TYP, TimeCheck};
+use tollgate_core::claims::{Actor, UpstreamSubject};
 use tollgate_core::client_grant::Grant;
 use tollgate_core::{AccessTokenClaims, Reason};
 use tollgate_crypto::UnverifiedJws;
@@ -16,21 +17,50 @@ pub struct IssuedToken {
     pub claims: AccessTokenClaims,
 }
 
-/// Signs an access token for `client` carrying `grant`.
-pub fn issue(state: &AppState, client: &ClientRecord, grant: &Grant) -> Result<IssuedToken, ApiError> {
+/// Whom a token is for.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub sub: String,
+    /// The OAuth client that asked (or `upstream:<issuer>` for an unauthenticated exchange).
+    pub client_id: String,
+    pub upstream: Option<UpstreamSubject>,
+    pub act: Option<Actor>,
+}
+
+/// `client_id` of tokens exchanged without client authentication.
+#[must_use]
+pub fn upstream_client_id(issuer_name: &str) -> String {
+    format!("upstream:{issuer_name}")
+}
+
+impl Subject {
+    /// A service account acting for itself.
+    #[must_use]
+    pub fn client(client: &ClientRecord) -> Self {
+        Self {
+            sub: client.client_id.clone(),
+            client_id: client.client_id.clone(),
+            upstream: None,
+            act: None,
+        }
+    }
+}
+
+/// Signs an access token for `subject` carrying `grant`.
+pub fn issue(state: &AppState, subject: Subject, grant: &Grant) -> Result<IssuedToken, ApiError> {
     let now = state.clock.now();
     let claims = AccessTokenClaims {
         iss: state.config.server.public_url.clone(),
-        sub: client.client_id.clone(),
+        sub: subject.sub,
         aud: grant.audience.to_string(),
-        client_id: client.client_id.clone(),
+        client_id: subject.client_id,
         scope: grant.scope.to_string(),
         iat: now,
         nbf: now,
         exp: now.plus(grant.ttl),
         jti: uuid::Uuid::new_v4().simple().to_string(),
-        upstream: None,
-        act: None,
+        upstream: subject.upstream,
+        act: subject.act,
     };
     let keys = state.keys.snapshot();
     let key = keys.signer(ACCESS).ok_or_else(|| {
@@ -102,8 +132,9 @@ pub fn verify(state: &AppState, token: &str) -> Result<AccessTokenClaims, Reject
     }
 }
 
-/// [`verify`] plus the checks that need the store: the jti denylist and whether the client
-/// still exists and is enabled.
+/// [`verify`] plus the checks that need live state: the jti denylist, whether the client
+/// still exists and is enabled, and for exchanged tokens whether their upstream issuer is
+/// still trusted and enabled (disabling an issuer deactivates what was exchanged from it).
 pub async fn verify_live(
     state: &AppState,
     token: &str,
@@ -114,6 +145,27 @@ pub async fn verify_live(
     };
     if state.store.is_revoked(&claims.jti).await? {
         return Ok(Err(rejected(Reason::Revoked, "token has been revoked")));
+    }
+    if let Some(up) = &claims.upstream {
+        let view = state.upstream.registry().current();
+        match view.set.iter().find(|i| i.name == up.name) {
+            Some(i) if i.enabled => {}
+            Some(_) => {
+                return Ok(Err(rejected(
+                    Reason::IssuerDisabled,
+                    format!("issuer `{}` has been disabled", up.name),
+                )));
+            }
+            None => {
+                return Ok(Err(rejected(
+                    Reason::UnknownIssuer,
+                    format!("issuer `{}` is no longer trusted", up.name),
+                )));
+            }
+        }
+    }
+    if claims.client_id.starts_with("upstream:") {
+        return Ok(Ok(claims));
     }
     match state.store.get_client(&claims.client_id).await? {
         Some(c) if c.disabled_at.is_none() => Ok(Ok(claims)),

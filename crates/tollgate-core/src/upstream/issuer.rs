@@ -5,6 +5,9 @@
 //! resolved form the verifier uses; building one is the only way to get one.
 
 use crate::alg::JwsAlg;
+use crate::audience::Audience;
+use crate::client_grant::ClientPolicy;
+use crate::scope::Scope;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -89,8 +92,23 @@ pub struct IssuerSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_token_age: Option<Duration>,
+    /// What tokens exchanged from this issuer may carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantSpec>,
     #[serde(default = "yes")]
     pub enabled: bool,
+}
+
+/// What an exchanged token may carry: scopes and audiences (the first audience is the
+/// default). Without it, exchanged tokens carry the identity only: no scope, and the
+/// server's default audience.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSpec {
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -128,6 +146,9 @@ pub struct Issuer {
     pub clock_skew: Duration,
     #[serde(with = "humantime_serde::option")]
     pub max_token_age: Option<Duration>,
+    /// What exchanged tokens may carry.
+    #[serde(skip)]
+    pub grant: ClientPolicy,
     pub enabled: bool,
 }
 
@@ -295,7 +316,18 @@ impl IssuerSpec {
                 "clock_skew above 5m is refused; fix the clocks instead",
             ));
         }
+        let grant = self.grant.clone().unwrap_or_default();
+        let grant = ClientPolicy {
+            allowed_scope: Scope::from_tokens(&grant.scopes)
+                .map_err(|e| err(name, format!("grant.scopes: {e}")))?,
+            allowed_audiences: grant
+                .audiences
+                .iter()
+                .map(|a| Audience::parse(a).map_err(|e| err(name, format!("grant.audiences `{a}`: {e}"))))
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Issuer {
+            grant,
             name: name.to_owned(),
             issuer: self.issuer.clone(),
             preset: self.preset,

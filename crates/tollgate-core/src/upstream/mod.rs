@@ -9,5 +9,7 @@ pub mod issuer;
 pub mod trace;
 
 pub use claims::{Claims, UnverifiedIss, UpstreamIdentity};
-pub use issuer::{AudienceRule, ClaimMapping, Issuer, IssuerError, IssuerSpec, JwksLocation, Preset};
+pub use issuer::{
+    AudienceRule, ClaimMapping, GrantSpec, Issuer, IssuerError, IssuerSpec, JwksLocation, Preset,
+};
 pub use trace::{Check, NoTrace, Refusal, Report, Trace};

@@ -135,6 +135,6 @@ mod tests {
     fn missing_credentials_challenge_for_basic() {
         let err = require_client(&HeaderMap::new(), &Form::default()).expect_err("missing");
         assert_eq!(err.reason, Reason::ClientAuthMissing);
-        assert_eq!(err.challenge.as_deref(), Some(BASIC_CHALLENGE));
+        assert_eq!(err.challenge(), Some(BASIC_CHALLENGE));
     }
 }

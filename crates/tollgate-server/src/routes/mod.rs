@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod discovery;
+pub mod issuers;
 pub mod oauth;
 pub mod ops;
 pub mod status;
@@ -9,7 +10,7 @@ pub mod status;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tollgate_core::Reason;
 
 /// Every route of the server (without middleware).
@@ -50,6 +51,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/keys/{kid}/retire", post(admin::retire_key))
         .route("/v1/admin/secrets/rotate", post(admin::rotate_secrets))
         .route("/v1/admin/audit", get(admin::list_audit))
+        .route("/v1/issuers", get(issuers::list).post(issuers::create))
+        .route("/v1/issuers/{name}", put(issuers::update).delete(issuers::delete))
+        .route("/v1/verify", post(issuers::verify))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

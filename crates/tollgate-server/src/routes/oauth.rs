@@ -43,14 +43,29 @@ fn no_store(body: impl IntoResponse) -> Response {
 pub async fn token(State(state): State<AppState>, req: FormRequest) -> Result<Response, ApiError> {
     match req.form.required("grant_type")? {
         "client_credentials" => client_credentials(&state, &req.headers, &req.form).await,
+        crate::exchange::GRANT_TYPE => Ok(no_store(Json(
+            crate::exchange::exchange(&state, &req.headers, &req.form).await?,
+        ))),
         other => Err(ApiError::new(
             Reason::UnsupportedGrantType,
-            format!("grant_type `{other}` is not supported; use client_credentials"),
+            format!(
+                "grant_type `{other}` is not supported; use client_credentials or {}",
+                crate::exchange::GRANT_TYPE
+            ),
         )),
     }
 }
 
-fn requested_audiences(form: &Form) -> Result<Vec<Audience>, ApiError> {
+/// The `scope` parameter, if any.
+pub(crate) fn requested_scope(form: &Form) -> Result<Option<Scope>, ApiError> {
+    form.one("scope")?
+        .map(Scope::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(Reason::ScopeMalformed, e.to_string()))
+}
+
+/// Every `resource` and `audience` parameter.
+pub(crate) fn requested_audiences(form: &Form) -> Result<Vec<Audience>, ApiError> {
     form.all("resource")
         .into_iter()
         .chain(form.all("audience"))
@@ -67,13 +82,8 @@ async fn client_credentials(
     form: &Form,
 ) -> Result<Response, ApiError> {
     let client = clients::authenticate(state, &require_client(headers, form)?).await?;
-    let scope = form
-        .one("scope")?
-        .map(Scope::parse)
-        .transpose()
-        .map_err(|e| ApiError::new(Reason::ScopeMalformed, e.to_string()))?;
     let request = ClientRequest {
-        scope,
+        scope: requested_scope(form)?,
         audiences: requested_audiences(form)?,
     };
     let limits = GrantLimits {
@@ -97,7 +107,7 @@ async fn client_credentials(
             return Err(ApiError::new(denial.reason, denial.message));
         }
     };
-    let issued = tokens::issue(state, &client, &grant)?;
+    let issued = tokens::issue(state, tokens::Subject::client(&client), &grant)?;
     crate::audit::record(
         state,
         &actor,
@@ -112,6 +122,7 @@ async fn client_credentials(
         token_type: "Bearer".to_owned(),
         expires_in: grant.ttl.as_secs(),
         scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
+        issued_token_type: None,
     };
     Ok(no_store(Json(body)))
 }

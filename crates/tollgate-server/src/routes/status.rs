@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use tollgate_core::Reason;
 use tollgate_proto::ErrorBody;
-use tollgate_proto::ops::AuthStatus;
+use tollgate_proto::ops::{AuthStatus, UpstreamInfo};
 
 /// Who am I: subject, client, scope, audience and expiry of the bearer token.
 #[utoipa::path(
@@ -39,6 +39,15 @@ pub async fn auth_status(
             scope: c.scope,
             aud: c.aud,
             exp: c.exp.0,
+            upstream: c.upstream.map(|u| UpstreamInfo {
+                name: u.name,
+                iss: u.iss,
+                sub: u.sub,
+                email: u.email,
+                org_id: u.org_id,
+                org_role: u.org_role,
+            }),
+            act: c.act.and_then(|a| serde_json::to_value(a).ok()),
         })),
         Err(r) => {
             let challenge = format!(

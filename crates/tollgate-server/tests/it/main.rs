@@ -11,6 +11,7 @@ mod test_app;
 
 mod admin;
 mod discovery;
+mod federation;
 mod interop;
 mod jwks_cache;
 mod keys;

@@ -1,0 +1,173 @@
+//! RFC 8693 token exchange: a token from a trusted upstream issuer in, a tollgate access
+//! token out, carrying what the issuer's grant policy allows of what was asked.
+
+use crate::clients;
+use crate::error::ApiError;
+use crate::extract::client_auth::presented_client;
+use crate::extract::form::Form;
+use crate::state::AppState;
+use crate::tokens::{self, Subject};
+use crate::upstream::verifier::VerifiedToken;
+use axum::http::HeaderMap;
+use serde_json::json;
+use tollgate_core::Reason;
+use tollgate_core::claims::{Actor, UpstreamSubject};
+use tollgate_core::client_grant::{self, ClientRequest, Grant, GrantLimits};
+use tollgate_core::upstream::NoTrace;
+use tollgate_proto::oauth::TokenResponse;
+
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// Upstream tokens tollgate accepts as subject or actor: all are JWTs it verifies.
+const INPUT_TYPES: [&str; 3] = [JWT_TYPE, ID_TOKEN_TYPE, ACCESS_TOKEN_TYPE];
+
+fn token_type<'f>(form: &'f Form, name: &str) -> Result<&'f str, ApiError> {
+    let t = form.required(name)?;
+    if INPUT_TYPES.contains(&t) {
+        Ok(t)
+    } else {
+        Err(ApiError::new(
+            Reason::InvalidParameter,
+            format!("{name} `{t}` is not supported; use …:jwt, …:id_token or …:access_token"),
+        ))
+    }
+}
+
+/// Verifies an upstream token for the exchange, counting the outcome.
+async fn verify(state: &AppState, token: &str) -> Result<VerifiedToken, ApiError> {
+    state.upstream.verify(token, &mut NoTrace).await.map_err(|r| {
+        tracing::debug!(reason = %r.reason, issuer = ?r.issuer, "token exchange refused");
+        ApiError::refused_token(r).as_invalid_grant()
+    })
+}
+
+/// Handles `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
+pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<TokenResponse, ApiError> {
+    // Client authentication is optional (browsers and CLIs exchange without a secret), but
+    // credentials that are presented must be right.
+    let client = match presented_client(headers, form)? {
+        Some(p) => Some(clients::authenticate(state, &p).await?),
+        None => None,
+    };
+    let subject_token = form.required("subject_token")?;
+    token_type(form, "subject_token_type")?;
+    if let Some(requested) = form.one("requested_token_type")?
+        && requested != ACCESS_TOKEN_TYPE
+        && requested != JWT_TYPE
+    {
+        return Err(ApiError::new(
+            Reason::InvalidParameter,
+            format!(
+                "requested_token_type `{requested}` is not supported; tollgate issues {ACCESS_TOKEN_TYPE}"
+            ),
+        ));
+    }
+    let actor_token = form.one("actor_token")?;
+    match (actor_token, form.one("actor_token_type")?) {
+        (Some(_), None) => {
+            return Err(ApiError::new(
+                Reason::MissingParameter,
+                "actor_token needs actor_token_type",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::new(
+                Reason::InvalidParameter,
+                "actor_token_type without actor_token",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            token_type(form, "actor_token_type")?;
+        }
+        (None, None) => {}
+    }
+    let request = ClientRequest {
+        scope: crate::routes::oauth::requested_scope(form)?,
+        audiences: crate::routes::oauth::requested_audiences(form)?,
+    };
+
+    let subject = verify(state, subject_token)
+        .await
+        .inspect_err(|e| count(state, None, Some(e.reason)))?;
+    let actor = match actor_token {
+        Some(t) => Some(
+            verify(state, t)
+                .await
+                .inspect_err(|e| count(state, Some(&subject), Some(e.reason)))?,
+        ),
+        None => None,
+    };
+    let issuer = &subject.issuer;
+    let actor_name = format!("upstream:{}:{}", issuer.name, subject.identity.subject);
+    let limits = GrantLimits {
+        default_audience: tollgate_core::Audience::parse(state.config.default_audience())
+            .map_err(|e| ApiError::internal(&e))?,
+        access_ttl: state.config.tokens.access_ttl,
+    };
+    let grant: Grant = match client_grant::decide(&issuer.grant, &request, &limits) {
+        Ok(g) => g,
+        Err(denial) => {
+            count(state, Some(&subject), Some(denial.reason));
+            let detail = json!({"issuer": issuer.name, "subject": subject.identity.subject});
+            crate::audit::record(
+                state,
+                &actor_name,
+                "token.exchange",
+                None,
+                Some(denial.reason),
+                detail,
+            )
+            .await?;
+            return Err(ApiError::new(denial.reason, denial.message));
+        }
+    };
+    let id = &subject.identity;
+    let token_subject = Subject {
+        sub: format!("{}:{}", issuer.name, id.subject),
+        client_id: client.as_ref().map_or_else(
+            || tokens::upstream_client_id(&issuer.name),
+            |c| c.client_id.clone(),
+        ),
+        upstream: Some(UpstreamSubject {
+            iss: id.issuer.clone(),
+            sub: id.subject.clone(),
+            name: issuer.name.clone(),
+            email: id.email.clone(),
+            org_id: id.org_id.clone(),
+            org_role: id.org_role.clone(),
+        }),
+        act: actor.as_ref().map(|a| Actor {
+            sub: a.identity.subject.clone(),
+            iss: a.identity.issuer.clone(),
+            act: None,
+        }),
+    };
+    let issued = tokens::issue(state, token_subject, &grant)?;
+    let c = &issued.claims;
+    let detail = json!({
+        "issuer": issuer.name, "subject": id.subject, "client_id": c.client_id, "aud": c.aud, "scope": c.scope,
+        "exp": c.exp, "actor": actor.as_ref().map(|a| format!("{}:{}", a.issuer.name, a.identity.subject)),
+    });
+    crate::audit::record(state, &actor_name, "token.exchange", Some(&c.jti), None, detail).await?;
+    count(state, Some(&subject), None);
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer".to_owned(),
+        expires_in: grant.ttl.as_secs(),
+        scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
+        issued_token_type: Some(ACCESS_TOKEN_TYPE.to_owned()),
+    })
+}
+
+/// Counts an exchange by the subject's configured issuer (never a raw `iss`) and outcome.
+fn count(state: &AppState, subject: Option<&VerifiedToken>, refused: Option<Reason>) {
+    let issuer = subject.map_or_else(|| "(unverified)".to_owned(), |s| s.issuer.name.clone());
+    let outcome = refused.map_or("ok", Reason::code);
+    state
+        .metrics
+        .exchanges
+        .get_or_create(&crate::metrics::UpstreamLabels { issuer, outcome })
+        .inc();
+}
