@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod admin;
+mod debug;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,13 @@ enum Command {
         #[command(subcommand)]
         command: admin::KeysCommand,
     },
+    /// Diagnose tokens.
+    Debug {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: DebugCommand,
+    },
     /// Administer a running server: service accounts, secrets, audit, admin tokens.
     Admin {
         #[command(flatten)]
@@ -59,6 +67,12 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum DebugCommand {
+    /// Decode a token and show, step by step, whether and why tollgate accepts it.
+    Token(debug::DebugTokenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +104,14 @@ async fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Keys { remote, command } => admin::keys(&remote, command).await,
         Command::Admin { remote, command } => admin::admin(&remote, command).await,
+        Command::Debug {
+            remote,
+            command: DebugCommand::Token(args),
+        } => match debug::run(&remote, args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

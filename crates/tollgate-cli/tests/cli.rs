@@ -23,8 +23,16 @@ struct Server {
 // that (the test failing anyway) can leave it, and the test process reaps it on exit.
 #[allow(clippy::zombie_processes)]
 fn start(dir: &Path) -> Server {
+    start_with(dir, &["--listen", "127.0.0.1:0"], &[])
+}
+
+// See `start`.
+#[allow(clippy::zombie_processes)]
+fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["serve", "--log-format", "json"])
+        .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env_remove("TOLLGATE_MASTER_KEY")
         .stderr(Stdio::piped())
@@ -186,4 +194,80 @@ fn config_example_passes_config_check_and_typos_are_named() {
         .unwrap();
     assert!(!check.status.success());
     assert!(String::from_utf8_lossy(&check.stderr).contains("TOLLGATE_TOKENS_SIGNING_ALG"));
+}
+
+/// `debug token` names the real cause: here tollgate trusts itself as an upstream issuer
+/// whose audience rule the token breaks; the signature is fine, the audience is not.
+#[test]
+fn debug_token_explains_a_refusal_step_by_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[issuers]]\nname = \"self\"\nissuer = \"{url}\"\naudiences = [\"https://api.example.com\"]\nalgorithms = [\"EdDSA\"]\n"
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let server = start_with(
+        dir.path(),
+        &["--listen", &listen, "--config", config.to_str().unwrap()],
+        &[("TOLLGATE_PUBLIC_URL", &url)],
+    );
+    let admin = server.admin_token.clone().unwrap();
+    let created = server.cli(&admin, &["admin", "client", "create", "--name", "svc"]);
+    let creds = tollgate_client::ClientCredentials {
+        client_id: created["client_id"].as_str().unwrap().to_owned(),
+        client_secret: created["client_secret"].as_str().unwrap().to_owned().into(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = rt
+        .block_on(
+            tollgate_client::Client::new(&url)
+                .unwrap()
+                .client_credentials(&creds, None, None),
+        )
+        .unwrap()
+        .access_token;
+
+    let out = Command::new(BIN)
+        .args(["debug", "token", &token])
+        .env("TOLLGATE_URL", &url)
+        .env("TOLLGATE_ADMIN_TOKEN", &admin)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("✓ signature"), "{text}");
+    assert!(text.contains("✗ audience"), "{text}");
+    assert!(text.contains("REFUSED: aud-mismatch"), "{text}");
+
+    let offline = Command::new(BIN)
+        .args(["debug", "token", "--offline", &token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&offline.stdout);
+    assert!(offline.status.success());
+    assert!(
+        text.contains("\"alg\":\"EdDSA\"") && text.contains("(not verified)"),
+        "{text}"
+    );
+
+    let bad = Command::new(BIN)
+        .args(["debug", "token", "--offline", "not-a-jwt"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("three dot-separated parts"));
+    server.terminate();
 }
