@@ -37,6 +37,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Trusted upstream issuers.
+    Issuer {
+        #[command(subcommand)]
+        command: IssuerCommand,
+    },
     /// Rotate the HMAC secret that hashes stored secrets.
     Secrets {
         #[command(subcommand)]
@@ -84,6 +89,22 @@ pub enum ClientCommand {
     Enable {
         client_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssuerCommand {
+    /// Every trusted issuer (config file and API) with its key cache state.
+    List,
+    /// Trust a new issuer; SPEC is a JSON file (or `-`) shaped like a `[[issuers]]` entry.
+    Create { spec: String },
+    /// Replace an API issuer's specification.
+    Update { name: String, spec: String },
+    /// Stop trusting an API issuer.
+    Delete { name: String },
+    /// Refuse an API issuer's tokens now (rollback), keeping its configuration.
+    Disable { name: String },
+    /// Accept an API issuer's tokens again.
+    Enable { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,10 +198,47 @@ pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()>
             }
             ClientCommand::Enable { client_id } => print_json(&c.set_client_enabled(&client_id, true).await?),
         },
+        AdminCommand::Issuer { command } => issuer(&c, command).await,
         AdminCommand::Secrets {
             command: SecretsCommand::Rotate,
         } => print_json(&c.rotate_secrets().await?),
         AdminCommand::Audit { limit } => print_json(&c.audit(limit).await?),
         AdminCommand::Token { .. } => Ok(()),
     }
+}
+
+fn read_spec(path: &str) -> anyhow::Result<serde_json::Value> {
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("{path} is not JSON"))
+}
+
+async fn issuer(c: &Client, command: IssuerCommand) -> anyhow::Result<()> {
+    match command {
+        IssuerCommand::List => print_json(&c.list_issuers().await?),
+        IssuerCommand::Create { spec } => print_json(&c.create_issuer(&read_spec(&spec)?).await?),
+        IssuerCommand::Update { name, spec } => {
+            print_json(&c.update_issuer(&name, &read_spec(&spec)?).await?)
+        }
+        IssuerCommand::Delete { name } => {
+            c.delete_issuer(&name).await?;
+            println!("deleted {name}");
+            Ok(())
+        }
+        IssuerCommand::Disable { name } => set_issuer_enabled(c, &name, false).await,
+        IssuerCommand::Enable { name } => set_issuer_enabled(c, &name, true).await,
+    }
+}
+
+async fn set_issuer_enabled(c: &Client, name: &str, enabled: bool) -> anyhow::Result<()> {
+    let current = c.list_issuers().await?.into_iter().find(|i| i.name == name);
+    let Some(current) = current else {
+        anyhow::bail!("no issuer named `{name}`")
+    };
+    let mut spec = current.spec;
+    spec["enabled"] = serde_json::Value::Bool(enabled);
+    print_json(&c.update_issuer(name, &spec).await?)
 }

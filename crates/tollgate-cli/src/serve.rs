@@ -73,9 +73,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr().unwrap_or(listen);
-    tracing::info!(listen = %bound, issuer = %public_url, "tollgate is serving");
     #[cfg(unix)]
-    tokio::spawn(reload_issuers_on_sighup(app.state.clone(), args.config.clone()));
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        // Registered before serving, so an early SIGHUP cannot take the default action (exit).
+        Ok(hup) => drop(tokio::spawn(reload_issuers_on_sighup(
+            hup,
+            app.state.clone(),
+            args.config.clone(),
+        ))),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; issuer changes in the config file need a restart")
+        }
+    }
+    tracing::info!(listen = %bound, issuer = %public_url, "tollgate is serving");
     tollgate_server::serve(app, listener, shutdown_signal())
         .await
         .context("server failed")?;
@@ -86,11 +96,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// `SIGHUP` re-reads the configuration and applies its `[[issuers]]` (other settings need a
 /// restart). An invalid file is logged and the running issuers stay as they were.
 #[cfg(unix)]
-async fn reload_issuers_on_sighup(state: tollgate_server::state::AppState, config: Option<PathBuf>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::error!("cannot listen for SIGHUP; issuer changes in the config file need a restart");
-        return;
-    };
+async fn reload_issuers_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    state: tollgate_server::state::AppState,
+    config: Option<PathBuf>,
+) {
     while hup.recv().await.is_some() {
         let loaded = Config::load(config.as_deref(), std::env::vars());
         let result = match loaded {

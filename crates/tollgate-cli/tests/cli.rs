@@ -263,6 +263,33 @@ fn debug_token_explains_a_refusal_step_by_step() {
         "{text}"
     );
 
+    // SIGHUP applies a changed [[issuers]] section without a restart.
+    let listed = server.cli(&admin, &["admin", "issuer", "list"]);
+    assert_eq!(listed[0]["source"], "file");
+    assert_eq!(listed[0]["enabled"], true);
+    let text = std::fs::read_to_string(&config).unwrap() + "enabled = false\n";
+    std::fs::write(&config, text).unwrap();
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let disabled = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        server.cli(&admin, &["admin", "issuer", "list"])[0]["enabled"] == false
+    });
+    assert!(disabled, "SIGHUP did not disable the issuer");
+    let out = Command::new(BIN)
+        .args(["debug", "token", &token])
+        .env("TOLLGATE_URL", &url)
+        .env("TOLLGATE_ADMIN_TOKEN", &admin)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REFUSED: issuer-disabled"));
+
     let bad = Command::new(BIN)
         .args(["debug", "token", "--offline", "not-a-jwt"])
         .output()

@@ -60,6 +60,18 @@ impl ApiError {
         self.extra.as_ref().and_then(|e| e.challenge.as_deref())
     }
 
+    /// The `iss` a refused upstream token named.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.issuer.as_deref())
+    }
+
+    /// The `kid` a refused upstream token named.
+    #[must_use]
+    pub fn kid(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.kid.as_deref())
+    }
+
     /// A refused upstream token, with the issuer and kid it named.
     #[must_use]
     pub fn refused_token(r: tollgate_core::upstream::Refusal) -> Self {

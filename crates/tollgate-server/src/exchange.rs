@@ -88,9 +88,14 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
         audiences: crate::routes::oauth::requested_audiences(form)?,
     };
 
-    let subject = verify(state, subject_token)
-        .await
-        .inspect_err(|e| count(state, None, Some(e.reason)))?;
+    let subject = match verify(state, subject_token).await {
+        Ok(s) => s,
+        Err(e) => {
+            count(state, None, Some(e.reason));
+            audit_refusal(state, &e).await?;
+            return Err(e);
+        }
+    };
     let actor = match actor_token {
         Some(t) => Some(
             verify(state, t)
@@ -159,6 +164,19 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
         scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
         issued_token_type: Some(ACCESS_TOKEN_TYPE.to_owned()),
     })
+}
+
+/// Audits a refused subject token that named a trusted issuer (its claims are unverified,
+/// so only the issuer, kid and reason are recorded). Tokens naming no trusted issuer are
+/// only counted: auditing them would let anyone fill the audit trail.
+async fn audit_refusal(state: &AppState, e: &ApiError) -> Result<(), ApiError> {
+    let view = state.upstream.registry().current();
+    let Some(issuer) = e.issuer().and_then(|iss| view.set.get(iss)) else {
+        return Ok(());
+    };
+    let detail = json!({"issuer": issuer.name, "kid": e.kid()});
+    let actor = format!("upstream:{}", issuer.name);
+    crate::audit::record(state, &actor, "token.exchange", None, Some(e.reason), detail).await
 }
 
 /// Counts an exchange by the subject's configured issuer (never a raw `iss`) and outcome.

@@ -14,7 +14,7 @@ use tollgate_core::upstream::{GrantSpec, IssuerSpec, Preset};
 struct Fed {
     app: TestApp,
     /// Kept alive for the issuers it serves.
-    _idp: MockIdp,
+    idp: MockIdp,
     clerk_a: MockIssuer,
     clerk_b: MockIssuer,
     /// Configured like generic OIDC: requires `aud = api`.
@@ -55,7 +55,7 @@ async fn fed() -> Fed {
     let app = TestApp::with_config(move |c| c.issuers = specs).await;
     Fed {
         app,
-        _idp: idp,
+        idp,
         clerk_a,
         clerk_b,
         strict,
@@ -506,4 +506,88 @@ async fn post(app: &TestApp, form: &[(&str, &str)]) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// Mutated upstream tokens (every byte position, random values) against the real endpoint:
+/// always a 4xx with a reason, never a 5xx, never a token.
+#[tokio::test]
+async fn mutated_upstream_tokens_never_cause_a_5xx() {
+    let f = fed().await;
+    let good = f.clerk_token(&f.clerk_a, "user_1");
+    let mut seed: u32 = 0x9e37_79b9;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    for _ in 0..150 {
+        let mut bytes = good.clone().into_bytes();
+        let at = next() as usize % bytes.len();
+        bytes[at] = (next() % 256) as u8;
+        let token = String::from_utf8_lossy(&bytes).into_owned();
+        if token == good {
+            continue;
+        }
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", token.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+        ];
+        let resp = f
+            .app
+            .http
+            .post(f.app.url("/oauth/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        // A flip inside base64 padding bits can leave the token intact; then it is accepted.
+        if status.is_success() {
+            continue;
+        }
+        assert!(status.is_client_error(), "{status} for byte {at}: {body}");
+        assert!(body["reason"].is_string(), "{body}");
+    }
+}
+
+/// `jku`, `x5u` and `jwk` headers name keys the attacker controls; tollgate never fetches
+/// or uses them: the token is judged with its issuer's published keys only.
+#[tokio::test]
+async fn key_location_headers_are_ignored_and_never_fetched() {
+    let f = fed().await;
+    let evil = f.idp.issuer("evil", JwsAlg::RS256);
+    let mut header = serde_json::Map::new();
+    header.insert("jku".into(), json!(evil.jwks_uri()));
+    header.insert("x5u".into(), json!(format!("{}/cert.pem", evil.url())));
+    header.insert("jwk".into(), json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}));
+    header.insert("kid".into(), json!(f.clerk_a.kid()));
+    let mut claims = f.clerk_a.claims(f.now(), "admin");
+    claims["sid"] = json!("s");
+    let forged = evil.mint_with(
+        &MintOptions {
+            header,
+            ..MintOptions::default()
+        },
+        claims,
+    );
+    assert_eq!(f.reason(&forged).await, "invalid-signature");
+    assert_eq!(evil.jwks_fetches().requests, 0, "the jku URL was never fetched");
+}
+
+#[tokio::test]
+async fn refusals_naming_a_trusted_issuer_are_audited_and_others_are_not() {
+    let f = fed().await;
+    let mut claims = f.clerk_a.claims(f.now(), "u");
+    claims["sid"] = json!("s");
+    claims["exp"] = json!(f.now().0 - 100);
+    assert_eq!(f.reason(&f.clerk_a.mint(claims)).await, "expired");
+    assert_eq!(f.reason("garbage").await, "malformed");
+    let audit = f.app.client.audit(3).await.unwrap();
+    let refusals: Vec<_> = audit.iter().filter(|e| e.action == "token.exchange").collect();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].reason.as_deref(), Some("expired"));
+    assert_eq!(refusals[0].detail["issuer"], "clerk-a");
 }
