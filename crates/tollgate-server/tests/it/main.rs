@@ -13,6 +13,7 @@ mod admin;
 mod discovery;
 mod federation;
 mod interop;
+mod interop_oidc;
 mod jwks_cache;
 mod keys;
 mod oauth_errors;
