@@ -70,6 +70,21 @@ impl Target {
         Self::new(request, Expect::ActiveToken)
     }
 
+    /// `POST /oauth/token` with the RFC 8693 token-exchange grant for `subject_token`, a JWT
+    /// of a trusted upstream issuer, without client authentication.
+    pub fn token_exchange(
+        http: &reqwest::Client,
+        base_url: &str,
+        subject_token: &str,
+    ) -> anyhow::Result<Self> {
+        let request = http.post(format!("{base_url}/oauth/token")).form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", subject_token),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+        ]);
+        Self::new(request, Expect::AnyBody)
+    }
+
     fn new(builder: reqwest::RequestBuilder, expect: Expect) -> anyhow::Result<Self> {
         let request = builder.build().context("cannot build the request")?;
         // Only streaming bodies refuse to clone, and a form body is a buffer; check anyway,

@@ -1,12 +1,16 @@
 //! The crypto a request cannot avoid, timed on one thread with the calls the server makes.
 //!
 //! Issuing a token needs one signature over the token and one HMAC-SHA256 of the client
-//! secret; introspecting one needs a signature check and the caller's HMAC. Measured over a
-//! token and a secret of production shape, these set the ceiling a request rate is held to.
+//! secret; introspecting one needs a signature check and the caller's HMAC; exchanging an
+//! upstream token needs the upstream RS256 signature check and one signature over the new
+//! token. Measured over tokens and a secret of production shape, these set the ceiling a
+//! request rate is held to.
 
+use crate::idp::UpstreamIdp;
 use anyhow::Context as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use tollgate_core::claims::UpstreamSubject;
 use tollgate_core::secret_token::{self, SecretKind};
 use tollgate_core::{AccessTokenClaims, SigningAlg, UnixTime};
 use tollgate_crypto::{KeyedHasher, SigningKey, UnverifiedJws, VerifyingKey, jws};
@@ -24,11 +28,15 @@ pub struct RawCrypto {
     pub verify: Duration,
     /// HMAC-SHA256 of a client secret and constant-time comparison with the stored hash.
     pub hmac: Duration,
+    /// RS256 signature check of a parsed upstream token (and base64url-decoding of its payload).
+    pub upstream_verify: Duration,
+    /// Signature over an exchanged token's signing input (larger: it names the upstream subject).
+    pub exchange_sign: Duration,
 }
 
 impl RawCrypto {
-    /// Times each primitive for about `budget`.
-    pub fn measure(alg: SigningAlg, budget: Duration) -> anyhow::Result<Self> {
+    /// Times each primitive for about `budget`; the upstream token is one of `idp`'s.
+    pub fn measure(alg: SigningAlg, budget: Duration, idp: &UpstreamIdp) -> anyhow::Result<Self> {
         let (key, _pkcs8) = SigningKey::generate(alg).context("cannot generate a signing key")?;
         let token = jws::sign(&key, "at+jwt", &production_shaped_claims())?;
         let (signing_input, _signature) = token.rsplit_once('.').context("a compact JWS has three parts")?;
@@ -39,6 +47,13 @@ impl RawCrypto {
         tollgate_crypto::random_bytes(&mut server_secret);
         let hasher = KeyedHasher::new([(1, server_secret.as_slice())]).context("one HMAC secret given")?;
         let (version, stored) = hasher.hash(&secret);
+        let upstream_token = idp.mint(UnixTime(1_750_000_000), Duration::from_secs(60))?;
+        let upstream = UnverifiedJws::parse(&upstream_token, upstream_token.len())?;
+        let upstream_verifier = idp.verifying_key()?;
+        let exchanged = jws::sign(&key, "at+jwt", &exchange_shaped_claims(idp.issuer_url()))?;
+        let (exchanged_input, _signature) = exchanged
+            .rsplit_once('.')
+            .context("a compact JWS has three parts")?;
 
         let sign = time_per_op(budget, || key.sign(black_box(signing_input.as_bytes())))?;
         let verify = time_per_op(budget, || parsed.verify(black_box(&verifier)))?;
@@ -48,11 +63,15 @@ impl RawCrypto {
                 .then_some(())
                 .context("HMAC mismatch")
         })?;
+        let upstream_verify = time_per_op(budget, || upstream.verify(black_box(&upstream_verifier)))?;
+        let exchange_sign = time_per_op(budget, || key.sign(black_box(exchanged_input.as_bytes())))?;
         Ok(Self {
             alg,
             sign,
             verify,
             hmac,
+            upstream_verify,
+            exchange_sign,
         })
     }
 
@@ -69,6 +88,15 @@ impl RawCrypto {
         RequestCrypto {
             label: format!("{} verify + HMAC", self.alg),
             cost: self.verify + self.hmac,
+        }
+    }
+
+    /// The crypto of one token exchange without client authentication: the upstream token's
+    /// RS256 signature check and a signature over the new token.
+    pub fn exchange(&self) -> RequestCrypto {
+        RequestCrypto {
+            label: format!("RS256 verify + {} sign", self.alg),
+            cost: self.upstream_verify + self.exchange_sign,
         }
     }
 }
@@ -103,6 +131,26 @@ fn production_shaped_claims() -> AccessTokenClaims {
         jti: "0f8c2d7e4b9a41c3a6e5d2f1b0c9e8d7".to_owned(),
         upstream: None,
         act: None,
+    }
+}
+
+/// Claims of the size the loopback server issues for an exchanged token of `idp`'s.
+fn exchange_shaped_claims(issuer_url: &str) -> AccessTokenClaims {
+    let subject = "user_2mXn4R9pQ7sT1vW8yZ3bC5dF0gH";
+    AccessTokenClaims {
+        sub: format!("loadgen-idp:{subject}"),
+        aud: "https://api.example.com/orders".to_owned(),
+        client_id: "upstream:loadgen-idp".to_owned(),
+        scope: "orders:read orders:write".to_owned(),
+        upstream: Some(UpstreamSubject {
+            iss: issuer_url.to_owned(),
+            sub: subject.to_owned(),
+            name: "loadgen-idp".to_owned(),
+            email: Some("ada.lovelace@example.com".to_owned()),
+            org_id: Some("org_2mXn5AbCdEfGhIjKlMnOpQrStUv".to_owned()),
+            org_role: Some("admin".to_owned()),
+        }),
+        ..production_shaped_claims()
     }
 }
 

@@ -23,12 +23,26 @@ pub fn header(args: &Args, server: &ServerProcess, options: &ServeOptions, cores
         println!("note: the database runs in processes of its own; their CPU time is not in the server's");
     }
     println!(
-        "raw crypto, one thread of this process: {alg} sign {}, {alg} verify {}, HMAC-SHA256 check {}",
+        "raw crypto, one thread of this process: {alg} sign {}, {alg} verify {}, HMAC-SHA256 check {}, \
+         RS256 verify (upstream token) {}, {alg} sign (exchanged token) {}",
         micros(raw.sign),
         micros(raw.verify),
         micros(raw.hmac),
+        micros(raw.upstream_verify),
+        micros(raw.exchange_sign),
         alg = raw.alg
     );
+}
+
+/// What the upstream issuer served: the server should fetch its keys once, at the first
+/// exchange, and never again within a run.
+pub fn upstream_fetches((discovery, jwks): (u64, u64)) {
+    let verdict = if (discovery, jwks) == (1, 1) {
+        "once, at the first exchange: none on the request path after that"
+    } else {
+        "more than once: fetches reached the request path"
+    };
+    println!("\nupstream issuer served {discovery} discovery and {jwks} JWKS requests ({verdict})");
 }
 
 /// One phase: throughput, latency, errors, CPU, and the share of the raw crypto rate.

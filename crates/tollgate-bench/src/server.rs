@@ -1,8 +1,9 @@
 //! The server under test: this binary re-executed in `--serve-on-loopback` mode.
 //!
-//! The child binds 127.0.0.1 on a free port, starts tollgate on a fresh database and
-//! announces itself with one stdout line, `LISTENING <port> <admin token>`. It serves until
-//! it is killed or its stdin closes (so it does not outlive a parent that dies abruptly).
+//! The child binds 127.0.0.1 on a free port, starts tollgate on a fresh database (trusting
+//! the load generator's upstream issuer when given one) and announces itself with one
+//! stdout line, `LISTENING <port> <admin token>`. It serves until it is killed or its stdin
+//! closes (so it does not outlive a parent that dies abruptly).
 
 use crate::cpu::CpuUsage;
 use anyhow::Context as _;
@@ -32,6 +33,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// An empty database; SQLite in `data_dir` when `None`.
     pub database_url: Option<String>,
+    /// The URL of an upstream issuer to trust for token exchange (see [`crate::idp`]).
+    pub upstream_issuer: Option<String>,
 }
 
 impl ServeOptions {
@@ -50,6 +53,11 @@ impl ServeOptions {
         config.server.data_dir.clone_from(&self.data_dir);
         config.database.url = self.database_url.clone().unwrap_or_default();
         config.tokens.signing_alg = self.alg;
+        config.issuers = self
+            .upstream_issuer
+            .iter()
+            .map(|url| crate::idp::issuer_spec(url))
+            .collect();
         config
     }
 }
@@ -112,6 +120,9 @@ impl ServerProcess {
             .args(["--alg", options.alg.as_str()]);
         if let Some(url) = &options.database_url {
             command.args(["--database-url", url]);
+        }
+        if let Some(url) = &options.upstream_issuer {
+            command.args(["--upstream-issuer", url]);
         }
         command
             .stdin(Stdio::piped())
@@ -214,6 +225,7 @@ mod tests {
             alg: SigningAlg::EdDSA,
             data_dir: PathBuf::new(),
             database_url: url.map(str::to_owned),
+            upstream_issuer: None,
         };
         assert_eq!(options(None).backend(), "sqlite");
         assert_eq!(options(Some("postgres://u@127.0.0.1/db")).backend(), "postgres");
