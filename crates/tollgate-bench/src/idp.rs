@@ -33,6 +33,7 @@ pub fn issuer_spec(issuer_url: &str) -> IssuerSpec {
         grant: Some(GrantSpec {
             scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
             audiences: vec!["https://api.example.com/orders".to_owned()],
+            ..GrantSpec::default()
         }),
         enabled: true,
         ..IssuerSpec::default()

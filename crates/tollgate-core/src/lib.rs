@@ -8,6 +8,7 @@ pub mod alg;
 pub mod audience;
 pub mod claims;
 pub mod client_grant;
+pub mod glob;
 pub mod reason;
 pub mod scope;
 pub mod secret_token;

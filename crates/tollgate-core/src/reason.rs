@@ -67,6 +67,7 @@ reasons! {
     AudMissing = "aud-missing", "The issuer requires an aud claim and the token has none.";
     AudMismatch = "aud-mismatch", "The token's aud is not among the audiences accepted for its issuer.";
     AzpNotAllowed = "azp-not-allowed", "The token's azp (authorized party) is not on the issuer's allowlist.";
+    PolicyDenied = "policy-denied", "The token is valid, but the policy's conditions on its claims do not hold; the message names the condition.";
     TokenTooOld = "token-too-old", "The token was issued longer ago than the issuer's max_token_age allows.";
     Malformed = "malformed", "The token is not a well-formed compact JWS.";
     TokenTooLarge = "token-too-large", "The token exceeds the size limit and was not parsed.";

@@ -139,6 +139,7 @@ fn issuer_spec(issuer_url: &str) -> IssuerSpec {
         grant: Some(GrantSpec {
             scopes: vec!["orders:read".into(), "orders:write".into()],
             audiences: vec!["https://api.example.com/orders".into()],
+            ..GrantSpec::default()
         }),
         enabled: true,
         ..IssuerSpec::default()

@@ -14,6 +14,7 @@ use tollgate_core::Reason;
 use tollgate_core::claims::{Actor, UpstreamSubject};
 use tollgate_core::client_grant::{self, ClientRequest, Grant, GrantLimits};
 use tollgate_core::upstream::NoTrace;
+use tollgate_core::upstream::claims::check_policy;
 use tollgate_proto::oauth::TokenResponse;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -106,6 +107,21 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
     };
     let issuer = &subject.issuer;
     let actor_name = format!("upstream:{}:{}", issuer.name, subject.identity.subject);
+    if let Err(refusal) = check_policy(issuer, &subject.claims, &mut NoTrace) {
+        count(state, Some(&subject), Some(refusal.reason));
+        let detail =
+            json!({"issuer": issuer.name, "subject": subject.identity.subject, "why": refusal.message});
+        crate::audit::record(
+            state,
+            &actor_name,
+            "token.exchange",
+            None,
+            Some(refusal.reason),
+            detail,
+        )
+        .await?;
+        return Err(ApiError::new(refusal.reason, refusal.message).as_invalid_grant());
+    }
     let limits = GrantLimits {
         default_audience: tollgate_core::Audience::parse(state.config.default_audience())
             .map_err(|e| ApiError::internal(&e))?,

@@ -315,6 +315,46 @@ pub fn map_identity(
     Ok(identity)
 }
 
+/// Checks the issuer's grant conditions (`grant.require`) on verified claims: every
+/// condition must match, and the refusal names the first that does not.
+pub fn check_policy(issuer: &Issuer, claims: &Claims, trace: &mut impl Trace) -> Result<(), Refusal> {
+    for (claim, pattern) in &issuer.require {
+        let values: Vec<String> = match claims.get(claim) {
+            None => vec![],
+            Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
+            Some(v) => scalar(v).into_iter().collect(),
+        };
+        if !values.iter().any(|v| crate::glob::matches(pattern, v)) {
+            let shown = if values.is_empty() {
+                "missing".to_owned()
+            } else {
+                format!("{values:?}")
+            };
+            let d = format!(
+                "issuer `{}` requires claim `{claim}` to match `{pattern}`; the token's is {shown}",
+                issuer.name
+            );
+            trace.step(Check::Policy, false, || d.clone());
+            return Err(Refusal::new(Reason::PolicyDenied, d));
+        }
+    }
+    if !issuer.require.is_empty() {
+        trace.step(Check::Policy, true, || {
+            format!("all {} grant conditions hold", issuer.require.len())
+        });
+    }
+    Ok(())
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +527,29 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.org_id.as_deref(), Some("org_9"));
         assert_eq!(a.roles, vec!["org:sys:read"]);
+    }
+
+    #[test]
+    fn grant_conditions_match_globs_on_scalars_and_arrays_and_name_the_failure() {
+        let mut i = clerk();
+        i.require = vec![
+            ("o.rol".into(), "org:admin".into()),
+            ("org_permissions".into(), "org:sys:*".into()),
+        ];
+        let ok = claims(json!({"o": {"rol": "org:admin"}, "org_permissions": ["x", "org:sys:read"]}));
+        assert!(check_policy(&i, &ok, &mut Report::default()).is_ok());
+        let member = claims(json!({"o": {"rol": "org:member"}, "org_permissions": ["org:sys:read"]}));
+        let mut r = Report::default();
+        let e = check_policy(&i, &member, &mut r).expect_err("denied");
+        assert_eq!(e.reason, Reason::PolicyDenied);
+        assert!(
+            e.message.contains("`o.rol`") && e.message.contains("org:member"),
+            "{}",
+            e.message
+        );
+        let missing = claims(json!({"o": {"rol": "org:admin"}}));
+        let e = check_policy(&i, &missing, &mut Report::default()).expect_err("denied");
+        assert!(e.message.contains("missing"), "{}", e.message);
     }
 
     #[test]

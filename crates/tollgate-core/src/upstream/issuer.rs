@@ -109,6 +109,11 @@ pub struct GrantSpec {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Conditions on verified claims, all of which must hold for an exchange: claim path
+    /// (dotted) → glob pattern (`*` matches any run). An array claim matches if any element
+    /// does. E.g. `{ "org_role" = "org:admin", "repository" = "acme/*" }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub require: std::collections::BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -149,6 +154,8 @@ pub struct Issuer {
     /// What exchanged tokens may carry.
     #[serde(skip)]
     pub grant: ClientPolicy,
+    /// Conditions on verified claims an exchange requires (claim path, glob pattern).
+    pub require: Vec<(String, String)>,
     pub enabled: bool,
 }
 
@@ -317,6 +324,17 @@ impl IssuerSpec {
             ));
         }
         let grant = self.grant.clone().unwrap_or_default();
+        if let Some((claim, _)) = grant.require.iter().find(|(c, p)| c.is_empty() || p.is_empty()) {
+            return Err(err(
+                name,
+                format!("grant.require: empty claim or pattern (`{claim}`)"),
+            ));
+        }
+        let require = grant
+            .require
+            .iter()
+            .map(|(c, p)| (c.clone(), p.clone()))
+            .collect();
         let grant = ClientPolicy {
             allowed_scope: Scope::from_tokens(&grant.scopes)
                 .map_err(|e| err(name, format!("grant.scopes: {e}")))?,
@@ -328,6 +346,7 @@ impl IssuerSpec {
         };
         Ok(Issuer {
             grant,
+            require,
             name: name.to_owned(),
             issuer: self.issuer.clone(),
             preset: self.preset,

@@ -22,6 +22,8 @@ pub enum Check {
     AuthorizedParty,
     RequiredClaims,
     Identity,
+    /// The issuer's grant conditions on claims (exchange only).
+    Policy,
 }
 
 /// One check's outcome.

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use serde_json::json;
 use tollgate_core::Reason;
 use tollgate_core::client_grant::{self, ClientRequest, GrantLimits};
+use tollgate_core::upstream::claims::check_policy;
 use tollgate_core::upstream::{IssuerSpec, Report};
 use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{IssuerInfo, VerifyRequest, VerifyResponse, VerifyStep};
@@ -172,6 +173,11 @@ pub async fn verify(
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let mut report = Report::default();
     let result = state.upstream.verify(req.token.trim(), &mut report).await;
+    // What an exchange would add on top of a valid token: the issuer's grant conditions.
+    let policy = result
+        .as_ref()
+        .ok()
+        .map(|v| check_policy(&v.issuer, &v.claims, &mut report));
     let steps = report
         .steps
         .into_iter()
@@ -192,11 +198,16 @@ pub async fn verify(
                     .map_err(|e| ApiError::internal(&e))?,
                 access_ttl: state.config.tokens.access_ttl,
             };
-            let exchange = match client_grant::decide(&v.issuer.grant, &ClientRequest::default(), &limits) {
+            let decision = match policy {
+                Some(Err(refusal)) => Err((refusal.reason, refusal.message)),
+                _ => client_grant::decide(&v.issuer.grant, &ClientRequest::default(), &limits)
+                    .map_err(|d| (d.reason, d.message)),
+            };
+            let exchange = match decision {
                 Ok(g) => {
                     json!({"scope": g.scope.to_string(), "audience": g.audience, "expires_in": g.ttl.as_secs()})
                 }
-                Err(d) => json!({"refused": d.reason.code(), "error_description": d.message}),
+                Err((reason, message)) => json!({"refused": reason.code(), "error_description": message}),
             };
             VerifyResponse {
                 valid: true,

@@ -29,6 +29,7 @@ fn clerk(name: &str, idp: &MockIssuer) -> IssuerSpec {
         grant: Some(GrantSpec {
             scopes: vec!["read".into(), "write".into()],
             audiences: vec!["https://api.example.com".into()],
+            ..GrantSpec::default()
         }),
         enabled: true,
         ..IssuerSpec::default()
@@ -590,4 +591,53 @@ async fn refusals_naming_a_trusted_issuer_are_audited_and_others_are_not() {
     assert_eq!(refusals.len(), 1);
     assert_eq!(refusals[0].reason.as_deref(), Some("expired"));
     assert_eq!(refusals[0].detail["issuer"], "clerk-a");
+}
+
+/// Seed 001: only org admins may exchange. The condition that failed is named.
+#[tokio::test]
+async fn grant_conditions_on_claims_refuse_with_policy_denied() {
+    let idp = MockIdp::start().await;
+    let up = idp.issuer("clerk-org", JwsAlg::RS256);
+    let spec = json!({
+        "name": "clerk-org", "issuer": up.url(), "preset": "clerk",
+        "grant": {"scopes": ["read"], "require": {"o.rol": "org:admin", "o.id": "org_*"}}
+    });
+    let app = TestApp::new().await;
+    app.client.create_issuer(&spec).await.expect("created");
+    let token = |role: &str| {
+        let mut c = up.claims(app.clock.now(), "user_1");
+        c["sid"] = json!("s");
+        c["o"] = json!({"id": "org_9", "rol": role});
+        up.mint(c)
+    };
+    app.client
+        .token_exchange(&TokenExchange::jwt(&token("org:admin")))
+        .await
+        .expect("admin may exchange");
+    let err = app
+        .client
+        .token_exchange(&TokenExchange::jwt(&token("org:member")))
+        .await
+        .expect_err("member");
+    match &err {
+        tollgate_client::Error::Refused { status, body } => {
+            assert_eq!(
+                (status.as_u16(), body.error.as_str(), body.reason.as_str()),
+                (400, "invalid_grant", "policy-denied")
+            );
+            assert!(
+                body.error_description.contains("`o.rol`") && body.error_description.contains("org:member")
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let report = app.client.verify_token(&token("org:member")).await.unwrap();
+    assert!(report.valid, "the token itself is valid");
+    assert_eq!(report.exchange.as_ref().unwrap()["refused"], "policy-denied");
+    let policy = report
+        .steps
+        .iter()
+        .find(|s| s.check == "policy")
+        .expect("policy step");
+    assert!(!policy.passed);
 }

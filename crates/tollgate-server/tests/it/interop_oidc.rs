@@ -148,6 +148,7 @@ impl OidcProvider {
             grant: Some(GrantSpec {
                 scopes: vec!["read".into()],
                 audiences: vec![EXCHANGED_AUDIENCE.into()],
+                ..GrantSpec::default()
             }),
             enabled: true,
             ..IssuerSpec::default()
