@@ -92,12 +92,7 @@ pub fn verify_upstream<'i, 'k>(
     trace.step(Check::IssuerEnabled, true, || "enabled".into());
 
     let allowed: Vec<&str> = issuer.algorithms.iter().map(|a| a.as_str()).collect();
-    let Some(alg) = issuer
-        .algorithms
-        .iter()
-        .copied()
-        .find(|a| a.as_str() == header.alg)
-    else {
+    let Some(alg) = issuer.allowed_alg(&header.alg) else {
         let d = format!(
             "alg `{}` is not allowed for `{}` (allowed: {})",
             header.alg,

@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use serde_json::json;
 use tollgate_core::Reason;
 use tollgate_core::claims::{Actor, UpstreamSubject};
-use tollgate_core::client_grant::{self, ClientRequest, Grant, GrantLimits};
+use tollgate_core::client_grant::{self, ClientRequest, Grant};
 use tollgate_core::upstream::NoTrace;
 use tollgate_core::upstream::claims::check_policy;
 use tollgate_proto::oauth::TokenResponse;
@@ -122,11 +122,7 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
         .await?;
         return Err(ApiError::new(refusal.reason, refusal.message).as_invalid_grant());
     }
-    let limits = GrantLimits {
-        default_audience: tollgate_core::Audience::parse(state.config.default_audience())
-            .map_err(|e| ApiError::internal(&e))?,
-        access_ttl: state.config.tokens.access_ttl,
-    };
+    let limits = state.grant_limits()?;
     let grant: Grant = match client_grant::decide(&issuer.grant, &request, &limits) {
         Ok(g) => g,
         Err(denial) => {

@@ -21,3 +21,16 @@ pub struct AppState {
     /// Trusted upstream issuers, their keys and the verifier of their tokens.
     pub upstream: Arc<UpstreamVerifier>,
 }
+
+impl AppState {
+    /// The server-wide limits every grant is decided under.
+    pub fn grant_limits(&self) -> Result<tollgate_core::client_grant::GrantLimits, crate::error::ApiError> {
+        // Validated when the configuration was loaded; a failure here is a bug.
+        let default_audience = tollgate_core::Audience::parse(self.config.default_audience())
+            .map_err(|e| crate::error::ApiError::internal(&e))?;
+        Ok(tollgate_core::client_grant::GrantLimits {
+            default_audience,
+            access_ttl: self.config.tokens.access_ttl,
+        })
+    }
+}

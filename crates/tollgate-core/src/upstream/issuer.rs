@@ -159,6 +159,14 @@ pub struct Issuer {
     pub enabled: bool,
 }
 
+impl Issuer {
+    /// The allowed algorithm named `alg` (a JOSE header value), if this issuer accepts it.
+    #[must_use]
+    pub fn allowed_alg(&self, alg: &str) -> Option<JwsAlg> {
+        self.algorithms.iter().copied().find(|a| a.as_str() == alg)
+    }
+}
+
 /// Why an issuer specification is not acceptable; names the issuer and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("issuer `{name}`: {message}")]

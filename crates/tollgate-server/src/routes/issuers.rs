@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use serde_json::json;
 use tollgate_core::Reason;
-use tollgate_core::client_grant::{self, ClientRequest, GrantLimits};
+use tollgate_core::client_grant::{self, ClientRequest};
 use tollgate_core::upstream::claims::check_policy;
 use tollgate_core::upstream::{IssuerSpec, Report};
 use tollgate_proto::ErrorBody;
@@ -193,11 +193,7 @@ pub async fn verify(
     let header = unverified_header(&req.token);
     let response = match result {
         Ok(v) => {
-            let limits = GrantLimits {
-                default_audience: tollgate_core::Audience::parse(state.config.default_audience())
-                    .map_err(|e| ApiError::internal(&e))?,
-                access_ttl: state.config.tokens.access_ttl,
-            };
+            let limits = state.grant_limits()?;
             let decision = match policy {
                 Some(Err(refusal)) => Err((refusal.reason, refusal.message)),
                 _ => client_grant::decide(&v.issuer.grant, &ClientRequest::default(), &limits)

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tollgate_core::client_grant::{self, ClientRequest, GrantLimits};
+use tollgate_core::client_grant::{self, ClientRequest};
 use tollgate_core::{Audience, Reason, Scope};
 use tollgate_proto::ErrorBody;
 use tollgate_proto::oauth::{IntrospectionResponse, TokenRequest, TokenResponse, TokenTypeHintRequest};
@@ -86,11 +86,7 @@ async fn client_credentials(
         scope: requested_scope(form)?,
         audiences: requested_audiences(form)?,
     };
-    let limits = GrantLimits {
-        default_audience: Audience::parse(state.config.default_audience())
-            .map_err(|e| ApiError::internal(&e))?,
-        access_ttl: state.config.tokens.access_ttl,
-    };
+    let limits = state.grant_limits()?;
     let actor = format!("client:{}", client.client_id);
     let grant = match client_grant::decide(&clients::policy(&client)?, &request, &limits) {
         Ok(g) => g,

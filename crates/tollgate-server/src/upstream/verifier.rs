@@ -140,12 +140,7 @@ impl UpstreamVerifier {
             return Keys::NotNeeded;
         };
         let header = jws.header();
-        let Some(alg) = issuer
-            .algorithms
-            .iter()
-            .copied()
-            .find(|a| a.as_str() == header.alg)
-        else {
+        let Some(alg) = issuer.allowed_alg(&header.alg) else {
             return Keys::NotNeeded;
         };
         if !issuer.enabled {

@@ -192,3 +192,14 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A tool a test needs is missing. Under `CI=true` that fails the test (CI installs every
+/// tool, so a missing one is a broken setup); elsewhere the test is skipped with a note.
+pub fn skip_unless_ci(missing: &str) {
+    let msg = format!("{missing}; run `bash interop/setup.sh` from the repository root");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{msg} (CI=true: this test may not skip)"
+    );
+    eprintln!("SKIP: {msg}");
+}
