@@ -107,7 +107,7 @@ pub async fn delete_client(
 /// Issue a new secret; the old one stops working at once.
 #[utoipa::path(post, path = "/v1/admin/clients/{client_id}/secret", tag = "admin", security(("admin" = [])),
     params(("client_id" = String, Path)),
-    responses((status = 200, body = ClientWithSecret), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ClientWithSecret), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The secret changed concurrently; retry", body = ErrorBody)))]
 pub async fn rotate_client_secret(
     State(state): State<AppState>,
     admin: Admin,
@@ -245,7 +245,7 @@ pub async fn retire_key(
 
 /// Add a new HMAC secret version for hashing stored secrets.
 #[utoipa::path(post, path = "/v1/admin/secrets/rotate", tag = "admin", security(("admin" = [])),
-    responses((status = 200, body = SecretRotation), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SecretRotation), (status = 401, body = ErrorBody), (status = 409, description = "Another rotation won; retry", body = ErrorBody)))]
 pub async fn rotate_secrets(
     State(state): State<AppState>,
     admin: Admin,
