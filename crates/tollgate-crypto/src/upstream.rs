@@ -131,9 +131,13 @@ pub fn verify_upstream<'i, 'k>(
     })?;
     trace.step(Check::Signature, true, || "signature verifies".into());
 
-    let claims = Claims::from_verified_payload(&payload).map_err(|r| refuse(r.reason, r.message))?;
-    check_claims(issuer, &claims, now, trace).map_err(|r| refuse(r.reason, r.message))?;
-    let identity = map_identity(issuer, &claims, trace).map_err(|r| refuse(r.reason, r.message))?;
+    let verified = |r: Refusal| Refusal {
+        after_signature: true,
+        ..refuse(r.reason, r.message)
+    };
+    let claims = Claims::from_verified_payload(&payload).map_err(verified)?;
+    check_claims(issuer, &claims, now, trace).map_err(verified)?;
+    let identity = map_identity(issuer, &claims, trace).map_err(verified)?;
     Ok(Verified {
         issuer,
         claims,

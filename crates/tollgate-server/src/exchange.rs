@@ -36,12 +36,41 @@ fn token_type<'f>(form: &'f Form, name: &str) -> Result<&'f str, ApiError> {
     }
 }
 
-/// Verifies an upstream token for the exchange, counting the outcome.
-async fn verify(state: &AppState, token: &str) -> Result<VerifiedToken, ApiError> {
-    state.upstream.verify(token, &mut NoTrace).await.map_err(|r| {
-        tracing::debug!(reason = %r.reason, issuer = ?r.issuer, "token exchange refused");
-        ApiError::refused_token(r).as_invalid_grant()
-    })
+/// Verifies an upstream token (`role`: subject or actor) for the exchange. Refusals are
+/// counted; those of tokens whose signature verified are also audited (before that point
+/// anyone could have written the token, and auditing it would let anyone fill the trail).
+async fn verify(
+    state: &AppState,
+    token: &str,
+    role: &str,
+    counted_as: Option<&VerifiedToken>,
+) -> Result<VerifiedToken, ApiError> {
+    let refusal = match state.upstream.verify(token, &mut NoTrace).await {
+        Ok(v) => return Ok(v),
+        Err(r) => r,
+    };
+    tracing::debug!(reason = %refusal.reason, issuer = ?refusal.issuer, role, "token exchange refused");
+    count(state, counted_as, Some(refusal.reason));
+    let view = state.upstream.registry().current();
+    if let Some(issuer) = refusal
+        .issuer
+        .as_deref()
+        .and_then(|iss| view.set.get(iss))
+        .filter(|_| refusal.after_signature)
+    {
+        let detail = json!({"issuer": issuer.name, "role": role, "why": refusal.message});
+        let actor = format!("upstream:{}", issuer.name);
+        crate::audit::record(
+            state,
+            &actor,
+            "token.exchange",
+            None,
+            Some(refusal.reason),
+            detail,
+        )
+        .await?;
+    }
+    Err(ApiError::refused_token(refusal).as_invalid_grant())
 }
 
 /// Handles `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
@@ -89,20 +118,9 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
         audiences: crate::routes::oauth::requested_audiences(form)?,
     };
 
-    let subject = match verify(state, subject_token).await {
-        Ok(s) => s,
-        Err(e) => {
-            count(state, None, Some(e.reason));
-            audit_refusal(state, &e).await?;
-            return Err(e);
-        }
-    };
+    let subject = verify(state, subject_token, "subject", None).await?;
     let actor = match actor_token {
-        Some(t) => Some(
-            verify(state, t)
-                .await
-                .inspect_err(|e| count(state, Some(&subject), Some(e.reason)))?,
-        ),
+        Some(t) => Some(verify(state, t, "actor", Some(&subject)).await?),
         None => None,
     };
     let issuer = &subject.issuer;
@@ -140,6 +158,8 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
             return Err(ApiError::new(denial.reason, denial.message));
         }
     };
+    // An exchanged token never outlives what it was exchanged for (subject or actor).
+    let grant = clamp_to_upstream(grant, state.clock.now(), [Some(&subject), actor.as_ref()])?;
     let id = &subject.identity;
     let token_subject = Subject {
         sub: format!("{}:{}", issuer.name, id.subject),
@@ -178,19 +198,6 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
     })
 }
 
-/// Audits a refused subject token that named a trusted issuer (its claims are unverified,
-/// so only the issuer, kid and reason are recorded). Tokens naming no trusted issuer are
-/// only counted: auditing them would let anyone fill the audit trail.
-async fn audit_refusal(state: &AppState, e: &ApiError) -> Result<(), ApiError> {
-    let view = state.upstream.registry().current();
-    let Some(issuer) = e.issuer().and_then(|iss| view.set.get(iss)) else {
-        return Ok(());
-    };
-    let detail = json!({"issuer": issuer.name, "kid": e.kid()});
-    let actor = format!("upstream:{}", issuer.name);
-    crate::audit::record(state, &actor, "token.exchange", None, Some(e.reason), detail).await
-}
-
 /// Counts an exchange by the subject's configured issuer (never a raw `iss`) and outcome.
 fn count(state: &AppState, subject: Option<&VerifiedToken>, refused: Option<Reason>) {
     let issuer = subject.map_or_else(|| "(unverified)".to_owned(), |s| s.issuer.name.clone());
@@ -200,4 +207,26 @@ fn count(state: &AppState, subject: Option<&VerifiedToken>, refused: Option<Reas
         .exchanges
         .get_or_create(&crate::metrics::UpstreamLabels { issuer, outcome })
         .inc();
+}
+
+/// Shortens the grant's lifetime to the earliest `exp` of the upstream tokens it rests on.
+fn clamp_to_upstream<'a>(
+    mut grant: Grant,
+    now: tollgate_core::UnixTime,
+    tokens: impl IntoIterator<Item = Option<&'a VerifiedToken>>,
+) -> Result<Grant, ApiError> {
+    for token in tokens.into_iter().flatten() {
+        // Verified tokens always have a valid `exp` (the claim checks require one).
+        let exp = token.claims.expires_at().ok().flatten().unwrap_or(now);
+        let left = std::time::Duration::from_secs(now.seconds_until(exp));
+        if left.is_zero() {
+            // Accepted within the clock skew but already past `exp`: nothing left to grant.
+            return Err(
+                ApiError::new(Reason::Expired, "the upstream token expires now; get a fresh one")
+                    .as_invalid_grant(),
+            );
+        }
+        grant.ttl = grant.ttl.min(left);
+    }
+    Ok(grant)
 }

@@ -149,7 +149,15 @@ pub async fn verify_live(
     if let Some(up) = &claims.upstream {
         let view = state.upstream.registry().current();
         match view.set.iter().find(|i| i.name == up.name) {
-            Some(i) if i.enabled => {}
+            // The name must still stand for the same `iss`: repointing a name at another
+            // IdP must not keep tokens of the old one alive.
+            Some(i) if i.enabled && i.issuer == up.iss => {}
+            Some(i) if i.issuer != up.iss => {
+                return Ok(Err(rejected(
+                    Reason::UnknownIssuer,
+                    format!("issuer `{}` now trusts another iss", up.name),
+                )));
+            }
             Some(_) => {
                 return Ok(Err(rejected(
                     Reason::IssuerDisabled,

@@ -64,19 +64,35 @@ impl Claims {
     }
 
     fn time(&self, name: &str) -> Result<Option<UnixTime>, Refusal> {
+        // NumericDate may be fractional (RFC 7519 §2); seconds are enough. Values outside
+        // 1970..=9999 are refused so that no time arithmetic can overflow.
+        const LATEST: i64 = 253_402_300_799;
+        let bad = || {
+            Refusal::new(
+                Reason::Malformed,
+                format!("{name} is not a NumericDate between 1970 and 9999"),
+            )
+        };
         match self.0.get(name) {
             None => Ok(None),
-            // NumericDate may be fractional (RFC 7519 §2); seconds are enough.
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-                .map(|t| Some(UnixTime(t)))
-                .ok_or_else(|| Refusal::new(Reason::Malformed, format!("{name} is not a NumericDate"))),
-            Some(_) => Err(Refusal::new(
-                Reason::Malformed,
-                format!("{name} is not a NumericDate"),
-            )),
+            Some(Value::Number(n)) => {
+                let secs = n.as_i64().or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.is_finite() && *f >= 0.0 && *f <= LATEST as f64)
+                        .map(|f| f as i64)
+                });
+                match secs {
+                    Some(t) if (0..=LATEST).contains(&t) => Ok(Some(UnixTime(t))),
+                    _ => Err(bad()),
+                }
+            }
+            Some(_) => Err(bad()),
         }
+    }
+
+    /// `exp`, parsed as a NumericDate.
+    pub fn expires_at(&self) -> Result<Option<UnixTime>, Refusal> {
+        self.time("exp")
     }
 
     /// The raw claims, for diagnostics.
@@ -183,7 +199,9 @@ fn check_audience(issuer: &Issuer, claims: &Claims, trace: &mut impl Trace) -> R
     let auds: Vec<&str> = match claims.get("aud") {
         None => vec![],
         Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            a.iter().filter_map(Value::as_str).collect()
+        }
         Some(_) => {
             return fail(
                 trace,
@@ -490,6 +508,37 @@ mod tests {
                 .0,
             Reason::Malformed
         );
+    }
+
+    #[test]
+    fn absurd_numeric_dates_are_malformed_not_overflowing() {
+        let mut i = with_aud(&["api"], false);
+        i.max_token_age = Some(std::time::Duration::from_secs(600));
+        for iat in [
+            json!(i64::MIN),
+            json!(-1e300),
+            json!(-1),
+            json!(1e300),
+            json!(f64::MAX),
+        ] {
+            let c = json!({"sub": "u", "iat": iat, "exp": NOW.0 + 60});
+            assert_eq!(check(&i, c).expect_err("absurd iat").0, Reason::Malformed);
+        }
+        assert_eq!(
+            check(&i, json!({"sub": "u", "iat": NOW.0, "exp": i64::MAX}))
+                .expect_err("far exp")
+                .0,
+            Reason::Malformed
+        );
+    }
+
+    #[test]
+    fn non_string_audience_members_are_malformed() {
+        let i = with_aud(&["api"], false);
+        for aud in [json!([1]), json!(["api", null]), json!({"a": 1})] {
+            let c = json!({"sub": "u", "iat": NOW.0, "exp": NOW.0 + 60, "aud": aud});
+            assert_eq!(check(&i, c).expect_err("bad aud").0, Reason::Malformed);
+        }
     }
 
     #[test]

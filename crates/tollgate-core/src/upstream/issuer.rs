@@ -251,11 +251,22 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-/// `https://…`, or `http://` to a loopback host (for development and tests).
-fn acceptable_url(url: &str) -> bool {
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-    (url.starts_with("https://") || loopback.iter().any(|p| url.starts_with(p)))
-        && !url.chars().any(char::is_whitespace)
+/// Whether tollgate may fetch keys from `url`: `https://`, or `http://` only to a loopback
+/// host (development and tests), never with userinfo. Parsed, not prefix-matched, so
+/// `http://localhost@169.254.169.254/` or `http://127.0.0.1.nip.io/` are refused.
+#[must_use]
+pub fn acceptable_url(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else { return false };
+    if !u.username().is_empty() || u.password().is_some() || u.cannot_be_a_base() {
+        return false;
+    }
+    match (u.scheme(), u.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
+    }
 }
 
 impl IssuerSpec {
@@ -479,6 +490,30 @@ mod tests {
             plain_http.resolve().is_err(),
             "JWKS over plain http is only for loopback"
         );
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only_and_userinfo_is_refused() {
+        for good in [
+            "https://clerk.example.com",
+            "http://127.0.0.1:8080/x",
+            "http://localhost:9/jwks",
+            "http://[::1]:1/",
+        ] {
+            assert!(acceptable_url(good), "{good}");
+        }
+        for bad in [
+            "http://localhost@169.254.169.254/latest/meta-data/",
+            "http://localhost.attacker.example/jwks",
+            "http://127.0.0.1.nip.io/jwks",
+            "https://user:pw@idp.example.com/",
+            "http://10.0.0.1/jwks",
+            "ftp://127.0.0.1/",
+            "https://idp.example.com /x",
+            "not a url",
+        ] {
+            assert!(!acceptable_url(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct Refusal {
     pub message: String,
     pub issuer: Option<String>,
     pub kid: Option<String>,
+    /// Whether the token's signature had verified: only then are its claims (and this
+    /// refusal) worth an audit record; before, anyone could have written them.
+    #[serde(skip)]
+    pub after_signature: bool,
 }
 
 fn reason_code<S: serde::Serializer>(r: &Reason, s: S) -> Result<S::Ok, S::Error> {
@@ -86,6 +90,7 @@ impl Refusal {
             message: message.into(),
             issuer: None,
             kid: None,
+            after_signature: false,
         }
     }
 }

@@ -92,7 +92,7 @@ pub async fn create(
         "issuer.create",
         Some(&spec.name),
         None,
-        json!({"issuer": spec.issuer}),
+        json!({"spec": spec}),
     )
     .await?;
     let view = state.upstream.registry().current();
@@ -129,7 +129,7 @@ pub async fn update(
         "issuer.update",
         Some(&name),
         None,
-        json!({"enabled": spec.enabled}),
+        json!({"spec": spec}),
     )
     .await?;
     let view = state.upstream.registry().current();

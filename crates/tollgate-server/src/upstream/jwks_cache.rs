@@ -894,15 +894,17 @@ impl Fetcher {
                 ),
             ));
         }
-        match reqwest::Url::parse(&doc.jwks_uri) {
-            Ok(u) if matches!(u.scheme(), "https" | "http") => Ok(doc.jwks_uri),
-            _ => Err(FetchError::new(
+        // The same rule as for configured URLs: https, or http to loopback only.
+        if tollgate_core::upstream::issuer::acceptable_url(&doc.jwks_uri) {
+            Ok(doc.jwks_uri)
+        } else {
+            Err(FetchError::new(
                 &url,
                 format!(
-                    "jwks_uri {} is not an http(s) URL",
+                    "jwks_uri {} is not an https URL (plain http is accepted for loopback hosts only)",
                     snippet(doc.jwks_uri.as_bytes())
                 ),
-            )),
+            ))
         }
     }
 
@@ -1082,11 +1084,16 @@ fn same_host_redirects(max: usize) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         let refusal = match attempt.previous().first() {
             _ if attempt.previous().len() > max => Some(format!("more than {max} redirects")),
-            Some(first) if first.host_str() != attempt.url().host_str() => Some(format!(
-                "redirect from {} to another host ({})",
-                first.host_str().unwrap_or_default(),
-                attempt.url().host_str().unwrap_or_default()
-            )),
+            Some(first)
+                if first.host_str() != attempt.url().host_str()
+                    || first.port_or_known_default() != attempt.url().port_or_known_default() =>
+            {
+                Some(format!(
+                    "redirect from {} to another host or port ({})",
+                    first.host_str().unwrap_or_default(),
+                    attempt.url().host_str().unwrap_or_default()
+                ))
+            }
             Some(first) if first.scheme() == "https" && attempt.url().scheme() != "https" => {
                 Some("redirect from https to http".to_owned())
             }

@@ -49,6 +49,9 @@ pub struct IssuerRegistry {
     store: Arc<dyn Store>,
     file: RwLock<Vec<IssuerSpec>>,
     view: Snapshot<IssuerView>,
+    /// Serializes list-and-store, so a slow reload cannot overwrite a newer view (e.g. an
+    /// upkeep round that read the database before an admin disabled an issuer).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl IssuerRegistry {
@@ -58,6 +61,7 @@ impl IssuerRegistry {
             store,
             file: RwLock::new(file),
             view: Snapshot::new(IssuerView::default()),
+            reloading: tokio::sync::Mutex::new(()),
         };
         registry.reload().await?;
         Ok(registry)
@@ -77,6 +81,7 @@ impl IssuerRegistry {
 
     /// Rebuilds the view from the file issuers and the database.
     pub async fn reload(&self) -> Result<(), RegistryError> {
+        let _serial = self.reloading.lock().await;
         let stored = self.store.list_issuers().await?;
         let file = self.file.read().unwrap_or_else(PoisonError::into_inner).clone();
         self.view.store(build_view(file, &stored));

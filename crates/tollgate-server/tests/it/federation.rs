@@ -641,3 +641,72 @@ async fn grant_conditions_on_claims_refuse_with_policy_denied() {
         .expect("policy step");
     assert!(!policy.passed);
 }
+
+/// An exchanged token never outlives the upstream tokens it rests on.
+#[tokio::test]
+async fn exchanged_tokens_expire_no_later_than_their_upstream_tokens() {
+    let f = fed().await;
+    let subject = f.clerk_token(&f.clerk_a, "user_1"); // 60 s of life
+    let resp = f.exchange(&subject).await.unwrap();
+    assert!(resp.expires_in <= 60, "expires_in {}", resp.expires_in);
+    let status = f.app.client.auth_status(&resp.access_token).await.unwrap();
+    assert!(status.exp <= f.now().0 + 60);
+
+    let mut claims = f.strict.claims(f.now(), "runner");
+    claims["aud"] = json!("api");
+    claims["exp"] = json!(f.now().0 + 20);
+    let actor = f.strict.mint(claims);
+    let req = TokenExchange {
+        actor_token: Some(&actor),
+        ..TokenExchange::jwt(&subject)
+    };
+    let resp = f.app.client.token_exchange(&req).await.unwrap();
+    assert!(resp.expires_in <= 20, "clamped by the actor: {}", resp.expires_in);
+
+    // Accepted within the clock skew but already expired: nothing is left to grant.
+    f.app.advance(Duration::from_secs(61));
+    assert_eq!(f.reason(&subject).await, "expired");
+}
+
+#[tokio::test]
+async fn refusals_before_the_signature_are_not_audited() {
+    let f = fed().await;
+    let unknown = MintOptions {
+        kid: Some("junk".repeat(50)),
+        ..MintOptions::default()
+    };
+    let mut claims = f.clerk_a.claims(f.now(), "u");
+    claims["sid"] = json!("s");
+    assert_eq!(
+        f.reason(&f.clerk_a.mint_with(&unknown, claims)).await,
+        "kid-not-found"
+    );
+    let audit = f.app.client.audit(5).await.unwrap();
+    assert!(!audit.iter().any(|e| e.action == "token.exchange"), "{audit:?}");
+}
+
+#[tokio::test]
+async fn repointing_an_issuer_name_at_another_iss_deactivates_its_old_tokens() {
+    let idp = MockIdp::start().await;
+    let first = idp.issuer("first", JwsAlg::EdDSA);
+    let second = idp.issuer("second", JwsAlg::EdDSA);
+    let app = TestApp::new().await;
+    let spec = |iss: &str| json!({"name": "idp", "issuer": iss, "preset": "clerk", "algorithms": ["EdDSA"]});
+    app.client.create_issuer(&spec(first.url())).await.unwrap();
+    let mut claims = first.claims(app.clock.now(), "user_1");
+    claims["sid"] = json!("s");
+    let exchanged = app
+        .client
+        .token_exchange(&TokenExchange::jwt(&first.mint(claims)))
+        .await
+        .unwrap();
+    app.client
+        .update_issuer("idp", &spec(second.url()))
+        .await
+        .unwrap();
+    let err = app.client.auth_status(&exchanged.access_token).await.unwrap_err();
+    assert_eq!(err.reason(), Some("unknown-issuer"));
+    let audit = app.client.audit(1).await.unwrap();
+    assert_eq!(audit[0].action, "issuer.update");
+    assert_eq!(audit[0].detail["spec"]["issuer"], second.url());
+}
