@@ -131,6 +131,7 @@ fn production_shaped_claims() -> AccessTokenClaims {
         jti: "0f8c2d7e4b9a41c3a6e5d2f1b0c9e8d7".to_owned(),
         upstream: None,
         act: None,
+        user_ver: None,
     }
 }
 

@@ -6,7 +6,9 @@ use clap::Subcommand;
 use secrecy::SecretString;
 use serde::Serialize;
 use tollgate_client::Client;
-use tollgate_proto::admin::{CreateClientRequest, RetireKeyRequest, RotateKeysRequest};
+use tollgate_proto::admin::{
+    CreateClientRequest, CreateUserRequest, IdentityInfo, RetireKeyRequest, RotateKeysRequest,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -36,6 +38,11 @@ pub enum AdminCommand {
     Client {
         #[command(subcommand)]
         command: ClientCommand,
+    },
+    /// Local users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Trusted upstream issuers.
     Issuer {
@@ -88,6 +95,36 @@ pub enum ClientCommand {
     },
     Enable {
         client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    List,
+    Show {
+        id: String,
+    },
+    /// Create a user ahead of sign-in, linked to upstream identities given as ISS=SUB.
+    Create {
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long = "identity", value_name = "ISS=SUB")]
+        identities: Vec<String>,
+    },
+    /// Link another upstream identity (ISS=SUB) to a user.
+    Link {
+        id: String,
+        identity: String,
+    },
+    /// Refuse every token issued to the user so far.
+    Logout {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
     },
 }
 
@@ -199,6 +236,7 @@ pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()>
             ClientCommand::Enable { client_id } => print_json(&c.set_client_enabled(&client_id, true).await?),
         },
         AdminCommand::Issuer { command } => issuer(&c, command).await,
+        AdminCommand::User { command } => user(&c, command).await,
         AdminCommand::Secrets {
             command: SecretsCommand::Rotate,
         } => print_json(&c.rotate_secrets().await?),
@@ -241,4 +279,34 @@ async fn set_issuer_enabled(c: &Client, name: &str, enabled: bool) -> anyhow::Re
     let mut spec = current.spec;
     spec["enabled"] = serde_json::Value::Bool(enabled);
     print_json(&c.update_issuer(name, &spec).await?)
+}
+
+fn identity(arg: &str) -> anyhow::Result<IdentityInfo> {
+    // Issuer URLs carry no `=`; subjects may (base64 padding), so split at the first.
+    let (iss, sub) = arg
+        .split_once('=')
+        .context("an identity is written ISS=SUB, e.g. https://clerk.example.com=user_2abc")?;
+    Ok(IdentityInfo {
+        iss: iss.to_owned(),
+        sub: sub.to_owned(),
+    })
+}
+
+async fn user(c: &Client, command: UserCommand) -> anyhow::Result<()> {
+    use tollgate_client::UserAction;
+    match command {
+        UserCommand::List => print_json(&c.list_users().await?),
+        UserCommand::Show { id } => print_json(&c.get_user(&id).await?),
+        UserCommand::Create { email, identities } => {
+            let identities = identities
+                .iter()
+                .map(|i| identity(i))
+                .collect::<anyhow::Result<_>>()?;
+            print_json(&c.create_user(&CreateUserRequest { email, identities }).await?)
+        }
+        UserCommand::Link { id, identity: i } => print_json(&c.link_identity(&id, &identity(&i)?).await?),
+        UserCommand::Logout { id } => print_json(&c.user_action(&id, UserAction::LogoutEverywhere).await?),
+        UserCommand::Disable { id } => print_json(&c.user_action(&id, UserAction::Disable).await?),
+        UserCommand::Enable { id } => print_json(&c.user_action(&id, UserAction::Enable).await?),
+    }
 }

@@ -7,8 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{
-    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, IssuerInfo, KeyInfo, RetireKeyRequest,
-    RotateKeysRequest, RotateKeysResponse, SecretRotation, VerifyRequest, VerifyResponse,
+    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, CreateUserRequest, IdentityInfo,
+    IssuerInfo, KeyInfo, RetireKeyRequest, RotateKeysRequest, RotateKeysResponse, SecretRotation, UserInfo,
+    VerifyRequest, VerifyResponse,
 };
 use tollgate_proto::discovery::ServerMetadata;
 use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
@@ -82,6 +83,15 @@ impl<'a> TokenExchange<'a> {
             client: None,
         }
     }
+}
+
+/// What to do to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserAction {
+    /// Refuse every token issued to the user so far.
+    LogoutEverywhere,
+    Disable,
+    Enable,
 }
 
 /// A JWKS fetch result with its caching headers.
@@ -359,6 +369,50 @@ impl Client {
                 .await?,
         )
         .await
+    }
+
+    /// `GET /v1/admin/users`.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>> {
+        decode(
+            self.admin(self.http.get(self.url("/v1/admin/users")))?
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/users`: a user created ahead of their first sign-in.
+    pub async fn create_user(&self, req: &CreateUserRequest) -> Result<UserInfo> {
+        decode(
+            self.admin(self.http.post(self.url("/v1/admin/users")))?
+                .json(req)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// `GET /v1/admin/users/{id}`.
+    pub async fn get_user(&self, id: &str) -> Result<UserInfo> {
+        let url = self.url(&format!("/v1/admin/users/{}", form_encode(id)));
+        decode(self.admin(self.http.get(url))?.send().await?).await
+    }
+
+    /// `POST /v1/admin/users/{id}/identities`.
+    pub async fn link_identity(&self, id: &str, identity: &IdentityInfo) -> Result<UserInfo> {
+        let url = self.url(&format!("/v1/admin/users/{}/identities", form_encode(id)));
+        decode(self.admin(self.http.post(url))?.json(identity).send().await?).await
+    }
+
+    /// `POST /v1/admin/users/{id}/{logout|disable|enable}`.
+    pub async fn user_action(&self, id: &str, action: UserAction) -> Result<UserInfo> {
+        let action = match action {
+            UserAction::LogoutEverywhere => "logout",
+            UserAction::Disable => "disable",
+            UserAction::Enable => "enable",
+        };
+        let url = self.url(&format!("/v1/admin/users/{}/{action}", form_encode(id)));
+        decode(self.admin(self.http.post(url))?.send().await?).await
     }
 
     /// `GET /v1/issuers`.

@@ -27,6 +27,10 @@ pub struct AccessTokenClaims {
     /// RFC 8693 §4.1: the party acting on behalf of the subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// For tokens of local users: the user's version when the token was issued; a token
+    /// whose version is older than the user's is refused (`user-version-stale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ver: Option<i64>,
 }
 
 /// The upstream identity an exchanged token was issued for.
@@ -93,6 +97,7 @@ mod tests {
             jti: "j".into(),
             upstream: None,
             act: None,
+            user_ver: None,
         }
     }
 

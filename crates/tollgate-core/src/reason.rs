@@ -68,6 +68,9 @@ reasons! {
     AudMismatch = "aud-mismatch", "The token's aud is not among the audiences accepted for its issuer.";
     AzpNotAllowed = "azp-not-allowed", "The token's azp (authorized party) is not on the issuer's allowlist.";
     PolicyDenied = "policy-denied", "The token is valid, but the policy's conditions on its claims do not hold; the message names the condition.";
+    RegistrationClosed = "registration-closed", "The upstream identity is not linked to a user, and registration_mode = invite_only; an administrator must create or invite the user first.";
+    UserDisabled = "user-disabled", "The user has been disabled by an administrator.";
+    UserVersionStale = "user-version-stale", "The token predates a logout-everywhere, disable or role change of its user; get a new one.";
     TokenTooOld = "token-too-old", "The token was issued longer ago than the issuer's max_token_age allows.";
     Malformed = "malformed", "The token is not a well-formed compact JWS.";
     TokenTooLarge = "token-too-large", "The token exceeds the size limit and was not parsed.";

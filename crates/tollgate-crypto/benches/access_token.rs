@@ -111,6 +111,7 @@ fn realistic_claims(now: UnixTime) -> AccessTokenClaims {
         jti: "0f8c2d7e4b9a41c3a6e5d2f1b0c9e8d7".into(),
         upstream: None,
         act: None,
+        user_ver: None,
     }
 }
 

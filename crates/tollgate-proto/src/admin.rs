@@ -170,3 +170,37 @@ pub struct VerifyResponse {
     #[schema(value_type = Option<Object>)]
     pub exchange: Option<serde_json::Value>,
 }
+
+/// An upstream identity: the issuer's exact `iss` and the `sub` it vouches for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityInfo {
+    #[schema(min_length = 1)]
+    pub iss: String,
+    #[schema(min_length = 1)]
+    pub sub: String,
+}
+
+/// A local user with the identities linked to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserInfo {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Tokens carrying an older `user_ver` are refused.
+    pub user_ver: i64,
+    pub created_at: String,
+    pub disabled: bool,
+    pub identities: Vec<IdentityInfo>,
+}
+
+/// Create a user before their first sign-in (needed with `registration_mode = invite_only`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Upstream identities that sign in as this user.
+    #[serde(default)]
+    pub identities: Vec<IdentityInfo>,
+}

@@ -341,6 +341,7 @@ impl Fixture {
                 org_role: id.org_role,
             }),
             act: None,
+            user_ver: None,
         };
         jws::sign(&self.access_key, "at+jwt", &claims).expect("access-token signing")
     }
@@ -566,6 +567,7 @@ fn print_breakdown(f: &Fixture) {
             org_role: id.org_role.clone(),
         }),
         act: None,
+        user_ver: None,
     };
     let actor = format!("upstream:{}:{}", issuer.name, verified.identity.subject);
     let detail = json!({

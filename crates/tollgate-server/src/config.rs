@@ -42,6 +42,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub admin: AdminConfig,
     pub upstream: UpstreamConfig,
+    pub users: UsersConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -84,6 +85,24 @@ pub struct KeysConfig {
     pub reload_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub rotate_after: Duration,
+}
+
+/// Local users.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersConfig {
+    pub registration_mode: RegistrationMode,
+}
+
+/// Whether a new upstream identity becomes a user on its first exchange.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationMode {
+    /// Any identity a trusted issuer vouches for becomes a user.
+    #[default]
+    Open,
+    /// Only identities an administrator linked to a user beforehand.
+    InviteOnly,
 }
 
 /// Verifying upstream tokens and caching upstream keys.

@@ -129,7 +129,8 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
             (StatusCode::UNAUTHORIZED, "invalid_token")
         }
         JwksUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
-        PolicyDenied => (StatusCode::FORBIDDEN, "access_denied"),
+        PolicyDenied | RegistrationClosed => (StatusCode::FORBIDDEN, "access_denied"),
+        UserDisabled | UserVersionStale => (StatusCode::UNAUTHORIZED, "invalid_token"),
         Malformed | TokenTooLarge | AlgNotAllowed | KidNotFound | InvalidSignature | WrongTokenType
         | IssuerMismatch | Expired | NotYetValid | ClaimMissing | Revoked => {
             (StatusCode::UNAUTHORIZED, "invalid_token")

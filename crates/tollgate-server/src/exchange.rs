@@ -161,8 +161,18 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
     // An exchanged token never outlives what it was exchanged for (subject or actor).
     let grant = clamp_to_upstream(grant, state.clock.now(), [Some(&subject), actor.as_ref()])?;
     let id = &subject.identity;
+    let user = match crate::users::resolve_or_register(state, id).await {
+        Ok(u) => u,
+        Err(e) => {
+            count(state, Some(&subject), Some(e.reason));
+            let detail = json!({"issuer": issuer.name, "subject": id.subject});
+            crate::audit::record(state, &actor_name, "token.exchange", None, Some(e.reason), detail).await?;
+            return Err(e.as_invalid_grant());
+        }
+    };
     let token_subject = Subject {
-        sub: format!("{}:{}", issuer.name, id.subject),
+        sub: user.id.clone(),
+        user_ver: Some(user.user_ver),
         client_id: client.as_ref().map_or_else(
             || tokens::upstream_client_id(&issuer.name),
             |c| c.client_id.clone(),
@@ -184,7 +194,7 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
     let issued = tokens::issue(state, token_subject, &grant)?;
     let c = &issued.claims;
     let detail = json!({
-        "issuer": issuer.name, "subject": id.subject, "client_id": c.client_id, "aud": c.aud, "scope": c.scope,
+        "issuer": issuer.name, "subject": id.subject, "user": c.sub, "client_id": c.client_id, "aud": c.aud, "scope": c.scope,
         "exp": c.exp, "actor": actor.as_ref().map(|a| format!("{}:{}", a.issuer.name, a.identity.subject)),
     });
     crate::audit::record(state, &actor_name, "token.exchange", Some(&c.jti), None, detail).await?;

@@ -24,6 +24,7 @@ pub mod snapshot;
 pub mod state;
 pub mod tokens;
 pub mod upstream;
+pub mod users;
 
 pub use app::{App, StartError, serve};
 pub use config::Config;

@@ -20,6 +20,8 @@ use crate::routes;
         routes::admin::rotate_secrets, routes::admin::list_audit,
         routes::issuers::list, routes::issuers::create, routes::issuers::update, routes::issuers::delete,
         routes::issuers::verify,
+        routes::users::list, routes::users::create, routes::users::get, routes::users::link,
+        routes::users::logout, routes::users::disable, routes::users::enable,
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics, routes::ops::openapi,
     ),
     components(schemas(
@@ -29,6 +31,7 @@ use crate::routes;
         admin::RotateKeysRequest, admin::RotateKeysResponse, admin::RetireKeyRequest,
         admin::SecretRotation, admin::AuditEvent, admin::IssuerInfo, admin::VerifyRequest,
         admin::VerifyResponse, admin::VerifyStep, ops::UpstreamInfo,
+        admin::IdentityInfo, admin::UserInfo, admin::CreateUserRequest,
     )),
     modifiers(&Security, &StandardErrors),
     tags(

@@ -25,6 +25,8 @@ pub struct Subject {
     pub client_id: String,
     pub upstream: Option<UpstreamSubject>,
     pub act: Option<Actor>,
+    /// The local user's version, for tokens of users.
+    pub user_ver: Option<i64>,
 }
 
 /// `client_id` of tokens exchanged without client authentication.
@@ -42,6 +44,7 @@ impl Subject {
             client_id: client.client_id.clone(),
             upstream: None,
             act: None,
+            user_ver: None,
         }
     }
 }
@@ -61,6 +64,7 @@ pub fn issue(state: &AppState, subject: Subject, grant: &Grant) -> Result<Issued
         jti: uuid::Uuid::new_v4().simple().to_string(),
         upstream: subject.upstream,
         act: subject.act,
+        user_ver: subject.user_ver,
     };
     let keys = state.keys.snapshot();
     let key = keys.signer(ACCESS).ok_or_else(|| {
@@ -145,6 +149,29 @@ pub async fn verify_live(
     };
     if state.store.is_revoked(&claims.jti).await? {
         return Ok(Err(rejected(Reason::Revoked, "token has been revoked")));
+    }
+    if let Some(ver) = claims.user_ver {
+        match state.store.get_user(&claims.sub).await? {
+            None => {
+                return Ok(Err(rejected(
+                    Reason::Revoked,
+                    "the token's user has been deleted",
+                )));
+            }
+            Some(u) if u.disabled_at.is_some() => {
+                return Ok(Err(rejected(
+                    Reason::UserDisabled,
+                    "the token's user has been disabled",
+                )));
+            }
+            Some(u) if u.user_ver != ver => {
+                return Ok(Err(rejected(
+                    Reason::UserVersionStale,
+                    "the user logged out everywhere or changed since this token was issued",
+                )));
+            }
+            Some(_) => {}
+        }
     }
     if let Some(up) = &claims.upstream {
         let view = state.upstream.registry().current();

@@ -126,6 +126,26 @@ pub trait Issuers {
     async fn delete_issuer(&self, name: &str) -> Result<bool>;
 }
 
+/// Local users and their linked upstream identities.
+#[async_trait]
+pub trait Users {
+    /// The user an upstream identity is linked to.
+    async fn user_by_identity(&self, iss: &str, sub: &str) -> Result<Option<UserRecord>>;
+    /// Creates a user, linked to `identity` when given, in one transaction. `Conflict` if
+    /// the identity is linked already (another request registered it first).
+    async fn create_user(&self, user: &UserRecord, identity: Option<&IdentityRecord>) -> Result<()>;
+    /// Links another identity to an existing user. `Conflict` if it is linked already.
+    async fn link_identity(&self, identity: &IdentityRecord) -> Result<()>;
+    async fn get_user(&self, id: &str) -> Result<Option<UserRecord>>;
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<IdentityRecord>>;
+    /// Increments `user_ver` (invalidating every token issued before); the new value, or
+    /// `None` if there is no such user.
+    async fn bump_user_ver(&self, id: &str) -> Result<Option<i64>>;
+    /// Sets or clears `disabled_at` and bumps `user_ver`; false if there is no such user.
+    async fn set_user_disabled(&self, id: &str, disabled_at: Option<i64>) -> Result<bool>;
+}
+
 /// The `jti` denylist of revoked tokens; entries go when the token would have expired.
 #[async_trait]
 pub trait Revocations {
@@ -151,6 +171,7 @@ pub trait Store:
     + Clients
     + AdminTokens
     + Issuers
+    + Users
     + Revocations
     + Audit
     + Send
@@ -166,6 +187,7 @@ impl<T> Store for T where
         + Clients
         + AdminTokens
         + Issuers
+        + Users
         + Revocations
         + Audit
         + Send

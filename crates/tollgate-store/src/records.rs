@@ -167,3 +167,24 @@ pub struct IssuerRecord {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// A local user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: String,
+    pub email: Option<String>,
+    /// Incremented on logout-everywhere, disable and role changes; tokens carrying an older
+    /// value are refused.
+    pub user_ver: i64,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+/// An upstream identity linked to a user: the issuer's exact `iss` and the `sub` it vouches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    pub iss: String,
+    pub sub: String,
+    pub user_id: String,
+    pub created_at: i64,
+}

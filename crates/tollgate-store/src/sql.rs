@@ -3,9 +3,9 @@
 //! both; only connecting and the migrations differ.
 
 use crate::{
-    AdminTokenRecord, AdminTokens, Audit, AuditRecord, ClientRecord, Clients, Health, IssuerRecord, Issuers,
-    KeyRecord, KeyRotation, KeyState, Result, Revocations, SecretHash, ServerSecretRecord, ServerSecrets,
-    SigningKeys, StoreError,
+    AdminTokenRecord, AdminTokens, Audit, AuditRecord, ClientRecord, Clients, Health, IdentityRecord,
+    IssuerRecord, Issuers, KeyRecord, KeyRotation, KeyState, Result, Revocations, SecretHash,
+    ServerSecretRecord, ServerSecrets, SigningKeys, StoreError, UserRecord, Users,
 };
 use async_trait::async_trait;
 use sqlx::Row as _;
@@ -97,6 +97,8 @@ fn insert_key_sql() -> String {
     format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
 }
 
+const USER_COLUMNS: &str = "id, email, user_ver, created_at, disabled_at";
+
 const CLIENT_COLUMNS: &str =
     "client_id, name, secret_version, secret_hash, scope, audiences, created_at, disabled_at";
 
@@ -132,6 +134,16 @@ macro_rules! sql_store {
                     activated_at: r.try_get("activated_at")?,
                     retired_at: r.try_get("retired_at")?,
                     publish_until: r.try_get("publish_until")?,
+                })
+            }
+
+            fn user_from_row(r: &$row) -> Result<UserRecord> {
+                Ok(UserRecord {
+                    id: r.try_get("id")?,
+                    email: r.try_get("email")?,
+                    user_ver: r.try_get("user_ver")?,
+                    created_at: r.try_get("created_at")?,
+                    disabled_at: r.try_get("disabled_at")?,
                 })
             }
 
@@ -441,6 +453,107 @@ macro_rules! sql_store {
             async fn delete_issuer(&self, name: &str) -> Result<bool> {
                 let n = sqlx::query("DELETE FROM issuers WHERE name = $1")
                     .bind(name)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+        }
+
+        #[async_trait]
+        impl Users for $store {
+            async fn user_by_identity(&self, iss: &str, sub: &str) -> Result<Option<UserRecord>> {
+                let row = sqlx::query(
+                    "SELECT u.id, u.email, u.user_ver, u.created_at, u.disabled_at FROM users u \
+                     JOIN identities i ON i.user_id = u.id WHERE i.iss = $1 AND i.sub = $2",
+                )
+                .bind(iss)
+                .bind(sub)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::user_from_row).transpose()
+            }
+
+            async fn create_user(&self, user: &UserRecord, identity: Option<&IdentityRecord>) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(user.user_ver)
+                    .bind(user.created_at)
+                    .bind(user.disabled_at)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(i) = identity {
+                    sqlx::query("INSERT INTO identities (iss, sub, user_id, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(&i.iss)
+                        .bind(&i.sub)
+                        .bind(&i.user_id)
+                        .bind(i.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn link_identity(&self, i: &IdentityRecord) -> Result<()> {
+                sqlx::query("INSERT INTO identities (iss, sub, user_id, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&i.iss)
+                    .bind(&i.sub)
+                    .bind(&i.user_id)
+                    .bind(i.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_user(&self, id: &str) -> Result<Option<UserRecord>> {
+                let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::user_from_row).transpose()
+            }
+
+            async fn list_users(&self) -> Result<Vec<UserRecord>> {
+                let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::user_from_row).collect()
+            }
+
+            async fn identities_of(&self, user_id: &str) -> Result<Vec<IdentityRecord>> {
+                let rows = sqlx::query(
+                    "SELECT iss, sub, user_id, created_at FROM identities WHERE user_id = $1 ORDER BY created_at, iss, sub",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(IdentityRecord {
+                            iss: r.try_get("iss")?,
+                            sub: r.try_get("sub")?,
+                            user_id: r.try_get("user_id")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn bump_user_ver(&self, id: &str) -> Result<Option<i64>> {
+                let row = sqlx::query("UPDATE users SET user_ver = user_ver + 1 WHERE id = $1 RETURNING user_ver")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| r.try_get("user_ver").map_err(StoreError::from)).transpose()
+            }
+
+            async fn set_user_disabled(&self, id: &str, disabled_at: Option<i64>) -> Result<bool> {
+                let n = sqlx::query("UPDATE users SET disabled_at = $1, user_ver = user_ver + 1 WHERE id = $2")
+                    .bind(disabled_at)
+                    .bind(id)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();

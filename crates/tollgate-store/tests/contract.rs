@@ -269,6 +269,78 @@ async fn issuers_round_trip_and_names_are_unique(s: Arc<dyn Store>) {
     assert!(!s.delete_issuer("b").await.unwrap());
 }
 
+fn user(id: &str) -> tollgate_store::UserRecord {
+    tollgate_store::UserRecord {
+        id: id.into(),
+        email: Some(format!("{id}@example.com")),
+        user_ver: 1,
+        created_at: 1,
+        disabled_at: None,
+    }
+}
+
+fn identity(iss: &str, sub: &str, user_id: &str) -> tollgate_store::IdentityRecord {
+    tollgate_store::IdentityRecord {
+        iss: iss.into(),
+        sub: sub.into(),
+        user_id: user_id.into(),
+        created_at: 1,
+    }
+}
+
+async fn users_are_found_by_any_linked_identity(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), Some(&identity("https://legacy", "alice", "u1")))
+        .await
+        .unwrap();
+    s.link_identity(&identity("https://clerk", "user_2a", "u1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.user_by_identity("https://legacy", "alice").await.unwrap(),
+        Some(user("u1"))
+    );
+    assert_eq!(
+        s.user_by_identity("https://clerk", "user_2a").await.unwrap(),
+        Some(user("u1"))
+    );
+    assert_eq!(
+        s.user_by_identity("https://clerk", "alice").await.unwrap(),
+        None,
+        "sub is per issuer"
+    );
+    assert_eq!(s.identities_of("u1").await.unwrap().len(), 2);
+    assert_eq!(s.list_users().await.unwrap(), vec![user("u1")]);
+}
+
+async fn an_identity_belongs_to_one_user_and_a_failed_create_leaves_nothing(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), Some(&identity("https://i", "x", "u1")))
+        .await
+        .unwrap();
+    let race = s
+        .create_user(&user("u2"), Some(&identity("https://i", "x", "u2")))
+        .await;
+    assert!(matches!(race, Err(StoreError::Conflict(_))), "{race:?}");
+    assert_eq!(
+        s.get_user("u2").await.unwrap(),
+        None,
+        "the losing user was rolled back"
+    );
+    assert!(matches!(
+        s.link_identity(&identity("https://i", "x", "u1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn user_ver_bumps_on_logout_and_disable(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), None).await.unwrap();
+    assert_eq!(s.bump_user_ver("u1").await.unwrap(), Some(2));
+    assert_eq!(s.bump_user_ver("nobody").await.unwrap(), None);
+    assert!(s.set_user_disabled("u1", Some(5)).await.unwrap());
+    let u = s.get_user("u1").await.unwrap().unwrap();
+    assert_eq!((u.user_ver, u.disabled_at), (3, Some(5)));
+    assert!(!s.set_user_disabled("nobody", None).await.unwrap());
+}
+
 async fn data_survives_reopening(url: String) {
     let s = tollgate_store::open(&url).await.unwrap();
     s.create_client(&client("c1", "ci-bot")).await.unwrap();
@@ -333,6 +405,9 @@ contract!(
     revocations_are_idempotent_and_expire,
     audit_lists_newest_first,
     issuers_round_trip_and_names_are_unique,
+    users_are_found_by_any_linked_identity,
+    an_identity_belongs_to_one_user_and_a_failed_create_leaves_nothing,
+    user_ver_bumps_on_logout_and_disable,
 );
 
 #[test]

@@ -6,6 +6,7 @@ pub mod issuers;
 pub mod oauth;
 pub mod ops;
 pub mod status;
+pub mod users;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -51,6 +52,12 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/keys/{kid}/retire", post(admin::retire_key))
         .route("/v1/admin/secrets/rotate", post(admin::rotate_secrets))
         .route("/v1/admin/audit", get(admin::list_audit))
+        .route("/v1/admin/users", get(users::list).post(users::create))
+        .route("/v1/admin/users/{id}", get(users::get))
+        .route("/v1/admin/users/{id}/identities", post(users::link))
+        .route("/v1/admin/users/{id}/logout", post(users::logout))
+        .route("/v1/admin/users/{id}/disable", post(users::disable))
+        .route("/v1/admin/users/{id}/enable", post(users::enable))
         .route("/v1/issuers", get(issuers::list).post(issuers::create))
         .route("/v1/issuers/{name}", put(issuers::update).delete(issuers::delete))
         .route("/v1/verify", post(issuers::verify))

@@ -20,3 +20,4 @@ mod oauth_errors;
 mod oauth_flow;
 mod openapi_fuzz;
 mod ops;
+mod users;
