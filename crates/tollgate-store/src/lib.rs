@@ -146,6 +146,29 @@ pub trait Users {
     async fn set_user_disabled(&self, id: &str, disabled_at: Option<i64>) -> Result<bool>;
 }
 
+/// User sessions and their rotating refresh tokens.
+#[async_trait]
+pub trait Sessions {
+    /// Creates a session with its first refresh token, in one transaction.
+    async fn create_session(&self, session: &SessionRecord, first: &SecretHash) -> Result<()>;
+    /// The refresh token with this hash and its session.
+    async fn find_refresh(&self, hash: &SecretHash) -> Result<Option<(RefreshRecord, SessionRecord)>>;
+    /// Marks `old` used and stores `new` in the same session, atomically and only if `old`
+    /// was unused: of concurrent rotations of one token exactly one returns true.
+    async fn rotate_refresh(
+        &self,
+        session_id: &str,
+        old: &SecretHash,
+        new: &SecretHash,
+        now: i64,
+    ) -> Result<bool>;
+    /// Revokes a session; false if it does not exist or was revoked already.
+    async fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
+    async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>>;
+    /// A user's sessions, newest first.
+    async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>>;
+}
+
 /// The `jti` denylist of revoked tokens; entries go when the token would have expired.
 #[async_trait]
 pub trait Revocations {
@@ -172,6 +195,7 @@ pub trait Store:
     + AdminTokens
     + Issuers
     + Users
+    + Sessions
     + Revocations
     + Audit
     + Send
@@ -188,6 +212,7 @@ impl<T> Store for T where
         + AdminTokens
         + Issuers
         + Users
+        + Sessions
         + Revocations
         + Audit
         + Send

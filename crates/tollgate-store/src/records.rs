@@ -188,3 +188,32 @@ pub struct IdentityRecord {
     pub user_id: String,
     pub created_at: i64,
 }
+
+/// A user session: one refresh token family, with what its access tokens carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    /// The user's version when the session began; a newer one ends the session.
+    pub user_ver: i64,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: String,
+    /// The upstream subject as JSON (claim `upstream` of the access tokens).
+    pub upstream: String,
+    pub created_at: i64,
+    /// Absolute end of the session.
+    pub expires_at: i64,
+    pub last_used_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+/// A refresh token of a session, by its keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    pub session_id: String,
+    pub created_at: i64,
+    /// When it was exchanged for its successor; presenting it again is reuse.
+    pub used_at: Option<i64>,
+}

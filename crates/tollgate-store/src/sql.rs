@@ -4,8 +4,8 @@
 
 use crate::{
     AdminTokenRecord, AdminTokens, Audit, AuditRecord, ClientRecord, Clients, Health, IdentityRecord,
-    IssuerRecord, Issuers, KeyRecord, KeyRotation, KeyState, Result, Revocations, SecretHash,
-    ServerSecretRecord, ServerSecrets, SigningKeys, StoreError, UserRecord, Users,
+    IssuerRecord, Issuers, KeyRecord, KeyRotation, KeyState, RefreshRecord, Result, Revocations, SecretHash,
+    ServerSecretRecord, ServerSecrets, SessionRecord, Sessions, SigningKeys, StoreError, UserRecord, Users,
 };
 use async_trait::async_trait;
 use sqlx::Row as _;
@@ -99,6 +99,9 @@ fn insert_key_sql() -> String {
 
 const USER_COLUMNS: &str = "id, email, user_ver, created_at, disabled_at";
 
+const SESSION_COLUMNS: &str = "id, user_id, user_ver, client_id, scope, audience, upstream, created_at, expires_at, \
+     last_used_at, revoked_at, revoked_reason";
+
 const CLIENT_COLUMNS: &str =
     "client_id, name, secret_version, secret_hash, scope, audiences, created_at, disabled_at";
 
@@ -144,6 +147,23 @@ macro_rules! sql_store {
                     user_ver: r.try_get("user_ver")?,
                     created_at: r.try_get("created_at")?,
                     disabled_at: r.try_get("disabled_at")?,
+                })
+            }
+
+            fn session_from_row(r: &$row) -> Result<SessionRecord> {
+                Ok(SessionRecord {
+                    id: r.try_get("id")?,
+                    user_id: r.try_get("user_id")?,
+                    user_ver: r.try_get("user_ver")?,
+                    client_id: r.try_get("client_id")?,
+                    scope: r.try_get("scope")?,
+                    audience: r.try_get("audience")?,
+                    upstream: r.try_get("upstream")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                    revoked_reason: r.try_get("revoked_reason")?,
                 })
             }
 
@@ -558,6 +578,120 @@ macro_rules! sql_store {
                     .await?
                     .rows_affected();
                 Ok(n == 1)
+            }
+        }
+
+        #[async_trait]
+        impl Sessions for $store {
+            async fn create_session(&self, x: &SessionRecord, first: &SecretHash) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(&format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                ))
+                .bind(&x.id)
+                .bind(&x.user_id)
+                .bind(x.user_ver)
+                .bind(&x.client_id)
+                .bind(&x.scope)
+                .bind(&x.audience)
+                .bind(&x.upstream)
+                .bind(x.created_at)
+                .bind(x.expires_at)
+                .bind(x.last_used_at)
+                .bind(x.revoked_at)
+                .bind(&x.revoked_reason)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO refresh_tokens (hash, hash_version, session_id, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&first.hash)
+                    .bind(first.version)
+                    .bind(&x.id)
+                    .bind(x.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn find_refresh(&self, h: &SecretHash) -> Result<Option<(RefreshRecord, SessionRecord)>> {
+                let row = sqlx::query(
+                    "SELECT session_id, created_at, used_at FROM refresh_tokens WHERE hash = $1 AND hash_version = $2",
+                )
+                .bind(&h.hash)
+                .bind(h.version)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(r) = row else { return Ok(None) };
+                let refresh = RefreshRecord {
+                    session_id: r.try_get("session_id")?,
+                    created_at: r.try_get("created_at")?,
+                    used_at: r.try_get("used_at")?,
+                };
+                let session = self.get_session(&refresh.session_id).await?;
+                Ok(session.map(|s| (refresh, s)))
+            }
+
+            async fn rotate_refresh(&self, session_id: &str, old: &SecretHash, new: &SecretHash, now: i64) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let won = sqlx::query(
+                    "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND hash_version = $3 AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(&old.hash)
+                .bind(old.version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !won {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query("INSERT INTO refresh_tokens (hash, hash_version, session_id, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&new.hash)
+                    .bind(new.version)
+                    .bind(session_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool> {
+                let n = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+                let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::session_from_row).transpose()
+            }
+
+            async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id"
+                ))
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::session_from_row).collect()
             }
         }
 

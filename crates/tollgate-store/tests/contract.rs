@@ -341,6 +341,94 @@ async fn user_ver_bumps_on_logout_and_disable(s: Arc<dyn Store>) {
     assert!(!s.set_user_disabled("nobody", None).await.unwrap());
 }
 
+fn session(id: &str, user_id: &str) -> tollgate_store::SessionRecord {
+    tollgate_store::SessionRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        user_ver: 1,
+        client_id: "upstream:clerk".into(),
+        scope: "read".into(),
+        audience: "api".into(),
+        upstream: "{}".into(),
+        created_at: 10,
+        expires_at: 1000,
+        last_used_at: 10,
+        revoked_at: None,
+        revoked_reason: None,
+    }
+}
+
+fn rt(n: u8) -> SecretHash {
+    SecretHash {
+        version: 1,
+        hash: vec![n; 32],
+    }
+}
+
+async fn refresh_tokens_rotate_once(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), None).await.unwrap();
+    s.create_session(&session("ses1", "u1"), &rt(1)).await.unwrap();
+    let (r, found) = s.find_refresh(&rt(1)).await.unwrap().unwrap();
+    assert_eq!((r.session_id.as_str(), r.used_at), ("ses1", None));
+    assert_eq!(found, session("ses1", "u1"));
+    assert!(s.rotate_refresh("ses1", &rt(1), &rt(2), 20).await.unwrap());
+    assert!(
+        !s.rotate_refresh("ses1", &rt(1), &rt(3), 21).await.unwrap(),
+        "a used token does not rotate again"
+    );
+    assert_eq!(s.find_refresh(&rt(1)).await.unwrap().unwrap().0.used_at, Some(20));
+    assert_eq!(
+        s.find_refresh(&rt(3)).await.unwrap(),
+        None,
+        "the loser's token was never stored"
+    );
+    let (_, after) = s.find_refresh(&rt(2)).await.unwrap().unwrap();
+    assert_eq!(after.last_used_at, 20);
+    assert_eq!(
+        s.find_refresh(&SecretHash {
+            version: 2,
+            hash: vec![2; 32]
+        })
+        .await
+        .unwrap(),
+        None
+    );
+}
+
+async fn of_many_concurrent_rotations_exactly_one_wins(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), None).await.unwrap();
+    s.create_session(&session("ses1", "u1"), &rt(1)).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 10..30u8 {
+        let s = s.clone();
+        tasks.spawn(async move { s.rotate_refresh("ses1", &rt(1), &rt(n), 20).await.unwrap() });
+    }
+    let mut wins = 0;
+    while let Some(won) = tasks.join_next().await {
+        wins += usize::from(won.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn sessions_are_revoked_once_and_listed_newest_first(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), None).await.unwrap();
+    s.create_session(&session("a", "u1"), &rt(1)).await.unwrap();
+    let mut newer = session("b", "u1");
+    newer.created_at = 20;
+    s.create_session(&newer, &rt(2)).await.unwrap();
+    assert!(s.revoke_session("a", "logout", 30).await.unwrap());
+    assert!(!s.revoke_session("a", "again", 31).await.unwrap());
+    let listed = s.sessions_of("u1").await.unwrap();
+    assert_eq!(
+        listed.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["b", "a"]
+    );
+    assert_eq!(
+        (listed[1].revoked_at, listed[1].revoked_reason.as_deref()),
+        (Some(30), Some("logout"))
+    );
+}
+
 async fn data_survives_reopening(url: String) {
     let s = tollgate_store::open(&url).await.unwrap();
     s.create_client(&client("c1", "ci-bot")).await.unwrap();
@@ -408,6 +496,9 @@ contract!(
     users_are_found_by_any_linked_identity,
     an_identity_belongs_to_one_user_and_a_failed_create_leaves_nothing,
     user_ver_bumps_on_logout_and_disable,
+    refresh_tokens_rotate_once,
+    of_many_concurrent_rotations_exactly_one_wins,
+    sessions_are_revoked_once_and_listed_newest_first,
 );
 
 #[test]
