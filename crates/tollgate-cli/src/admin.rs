@@ -116,9 +116,17 @@ pub enum UserCommand {
         id: String,
         identity: String,
     },
-    /// Refuse every token issued to the user so far.
+    /// Refuse every token issued to the user so far, and end their sessions.
     Logout {
         id: String,
+    },
+    /// The user's sessions (refresh-token families), newest first.
+    Sessions {
+        id: String,
+    },
+    /// End one session (by its `ses_…` id).
+    RevokeSession {
+        session: String,
     },
     Disable {
         id: String,
@@ -306,6 +314,12 @@ async fn user(c: &Client, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Link { id, identity: i } => print_json(&c.link_identity(&id, &identity(&i)?).await?),
         UserCommand::Logout { id } => print_json(&c.user_action(&id, UserAction::LogoutEverywhere).await?),
+        UserCommand::Sessions { id } => print_json(&c.user_sessions(&id).await?),
+        UserCommand::RevokeSession { session } => {
+            c.revoke_session(&session).await?;
+            println!("revoked {session}");
+            Ok(())
+        }
         UserCommand::Disable { id } => print_json(&c.user_action(&id, UserAction::Disable).await?),
         UserCommand::Enable { id } => print_json(&c.user_action(&id, UserAction::Enable).await?),
     }

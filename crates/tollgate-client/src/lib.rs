@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{
     AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, CreateUserRequest, IdentityInfo,
-    IssuerInfo, KeyInfo, RetireKeyRequest, RotateKeysRequest, RotateKeysResponse, SecretRotation, UserInfo,
-    VerifyRequest, VerifyResponse,
+    IssuerInfo, KeyInfo, RetireKeyRequest, RotateKeysRequest, RotateKeysResponse, SecretRotation,
+    SessionInfo, UserInfo, VerifyRequest, VerifyResponse,
 };
 use tollgate_proto::discovery::ServerMetadata;
 use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
@@ -271,6 +271,25 @@ impl Client {
         decode(req.form(&form).send().await?).await
     }
 
+    /// `grant_type=refresh_token`: spends `refresh_token` for a new access token and a new
+    /// refresh token. Sessions started by an authenticated client need that client.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: Option<&ClientCredentials>,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse> {
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        let mut req = self.http.post(self.url("/oauth/token"));
+        if let Some(c) = client {
+            req = Self::basic(req, c);
+        }
+        decode(req.form(&form).send().await?).await
+    }
+
     /// RFC 7662 introspection, authenticated as `creds`.
     pub async fn introspect(&self, creds: &ClientCredentials, token: &str) -> Result<IntrospectionResponse> {
         let req = Self::basic(self.http.post(self.url("/oauth/introspect")), creds).form(&[("token", token)]);
@@ -413,6 +432,18 @@ impl Client {
         };
         let url = self.url(&format!("/v1/admin/users/{}/{action}", form_encode(id)));
         decode(self.admin(self.http.post(url))?.send().await?).await
+    }
+
+    /// `GET /v1/admin/users/{id}/sessions`.
+    pub async fn user_sessions(&self, id: &str) -> Result<Vec<SessionInfo>> {
+        let url = self.url(&format!("/v1/admin/users/{}/sessions", form_encode(id)));
+        decode(self.admin(self.http.get(url))?.send().await?).await
+    }
+
+    /// `POST /v1/admin/sessions/{id}/revoke`.
+    pub async fn revoke_session(&self, id: &str) -> Result<()> {
+        let url = self.url(&format!("/v1/admin/sessions/{}/revoke", form_encode(id)));
+        expect_empty(self.admin(self.http.post(url))?.send().await?).await
     }
 
     /// `GET /v1/issuers`.

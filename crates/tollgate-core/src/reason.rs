@@ -59,6 +59,11 @@ reasons! {
     ScopeMalformed = "scope-malformed", "The scope parameter is not a space-separated list of RFC 6749 scope tokens.";
     ScopeNotAllowed = "scope-not-allowed", "None of the requested scopes is allowed for this client.";
     AudienceNotAllowed = "audience-not-allowed", "The requested audience or resource is not on the client's allowlist.";
+    // Refresh tokens and sessions
+    RefreshTokenUnknown = "refresh-token-unknown", "The refresh token is not one tollgate issued (or it was mistyped).";
+    RefreshTokenReused = "refresh-token-reused", "The refresh token was used before; its whole session has been revoked. Sign in again.";
+    SessionExpired = "session-expired", "The session reached its absolute lifetime or was idle too long. Sign in again.";
+    SessionRevoked = "session-revoked", "The session was revoked (logout, reuse of a refresh token, or an administrator).";
     // Token verification
     TokenMissing = "token-missing", "The endpoint requires a bearer token (`Authorization: Bearer …`).";
     UnknownIssuer = "unknown-issuer", "The token's iss is not an issuer tollgate trusts; compare it with GET /v1/issuers (exact match).";

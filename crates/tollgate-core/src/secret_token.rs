@@ -19,6 +19,8 @@ pub enum SecretKind {
     ClientSecret,
     /// An administrator's bearer token for the admin API.
     AdminToken,
+    /// A user session's refresh token (rotated on every use).
+    RefreshToken,
 }
 
 impl SecretKind {
@@ -27,6 +29,7 @@ impl SecretKind {
         match self {
             SecretKind::ClientSecret => "tg_sa_",
             SecretKind::AdminToken => "tg_adm_",
+            SecretKind::RefreshToken => "tg_rt_",
         }
     }
 }

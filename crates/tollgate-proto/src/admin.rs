@@ -204,3 +204,21 @@ pub struct CreateUserRequest {
     #[serde(default)]
     pub identities: Vec<IdentityInfo>,
 }
+
+/// A user session: one rotating refresh-token family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionInfo {
+    pub id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: String,
+    pub created_at: String,
+    /// Absolute end of the session.
+    pub expires_at: String,
+    pub last_used_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// Why it was revoked (`revoked`, `refresh-token-reused`, `user-version-stale`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
+}

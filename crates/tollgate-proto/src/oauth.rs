@@ -7,7 +7,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// `client_credentials` or `urn:ietf:params:oauth:grant-type:token-exchange`.
-    #[schema(pattern = "^(client_credentials|urn:ietf:params:oauth:grant-type:token-exchange)$")]
+    #[schema(
+        pattern = "^(client_credentials|refresh_token|urn:ietf:params:oauth:grant-type:token-exchange)$"
+    )]
     pub grant_type: String,
     /// Token exchange: the upstream token (from a trusted issuer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -20,6 +22,9 @@ pub struct TokenRequest {
     pub actor_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_token_type: Option<String>,
+    /// Refresh grant: the refresh token to spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Token exchange: only `urn:ietf:params:oauth:token-type:access_token` (or `…:jwt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_token_type: Option<String>,
@@ -52,6 +57,10 @@ pub struct TokenResponse {
     /// The scopes granted, space-separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// A rotating refresh token: exchanges from issuers that allow sessions, and every
+    /// `refresh_token` grant (the presented one is then spent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// RFC 8693: the type of the issued token (token exchange only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<String>,

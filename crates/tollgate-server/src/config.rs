@@ -69,6 +69,12 @@ pub struct DatabaseConfig {
 pub struct TokensConfig {
     #[serde(with = "humantime_serde")]
     pub access_ttl: Duration,
+    /// Absolute lifetime of a user session (its refresh tokens).
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// A session unused this long ends.
+    #[serde(with = "humantime_serde")]
+    pub refresh_idle_ttl: Duration,
     pub signing_alg: SigningAlg,
     pub default_audience: String,
     #[serde(with = "humantime_serde")]
@@ -185,6 +191,8 @@ impl Default for TokensConfig {
     fn default() -> Self {
         Self {
             access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_idle_ttl: Duration::from_secs(7 * 24 * 3600),
             signing_alg: SigningAlg::EdDSA,
             default_audience: String::new(),
             leeway: Duration::from_secs(5),
@@ -263,6 +271,11 @@ impl Config {
             || self.tokens.access_ttl > Duration::from_secs(24 * 3600)
         {
             return Err("tokens.access_ttl must be between 10s and 24h".into());
+        }
+        if self.tokens.refresh_idle_ttl > self.tokens.refresh_ttl
+            || self.tokens.refresh_idle_ttl < Duration::from_secs(60)
+        {
+            return Err("tokens.refresh_idle_ttl must be between 1m and tokens.refresh_ttl".into());
         }
         if self.tokens.max_token_bytes < 512 {
             return Err("tokens.max_token_bytes must be at least 512".into());

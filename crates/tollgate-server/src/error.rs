@@ -123,6 +123,9 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         ClientAuthMissing | SecretMalformed | ClientAuthFailed | ClientDisabled => {
             (StatusCode::UNAUTHORIZED, "invalid_client")
         }
+        RefreshTokenUnknown | RefreshTokenReused | SessionExpired | SessionRevoked => {
+            (StatusCode::BAD_REQUEST, "invalid_grant")
+        }
         ScopeMalformed | ScopeNotAllowed => (StatusCode::BAD_REQUEST, "invalid_scope"),
         AudienceNotAllowed => (StatusCode::BAD_REQUEST, "invalid_target"),
         UnknownIssuer | IssuerDisabled | AudMissing | AudMismatch | AzpNotAllowed | TokenTooOld => {

@@ -191,7 +191,14 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
             act: None,
         }),
     };
+    let upstream = token_subject.upstream.clone();
+    let client_id = token_subject.client_id.clone();
     let issued = tokens::issue(state, token_subject, &grant)?;
+    let refresh_token = if issuer.refresh_tokens && actor.is_none() {
+        Some(crate::sessions::start(state, &user, &client_id, &grant, upstream.as_ref()).await?)
+    } else {
+        None
+    };
     let c = &issued.claims;
     let detail = json!({
         "issuer": issuer.name, "subject": id.subject, "user": c.sub, "client_id": c.client_id, "aud": c.aud, "scope": c.scope,
@@ -204,6 +211,7 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
         token_type: "Bearer".to_owned(),
         expires_in: grant.ttl.as_secs(),
         scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
+        refresh_token,
         issued_token_type: Some(ACCESS_TOKEN_TYPE.to_owned()),
     })
 }

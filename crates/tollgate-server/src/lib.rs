@@ -20,6 +20,7 @@ pub mod keyring;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod sessions;
 pub mod snapshot;
 pub mod state;
 pub mod tokens;

@@ -22,6 +22,7 @@ use crate::routes;
         routes::issuers::verify,
         routes::users::list, routes::users::create, routes::users::get, routes::users::link,
         routes::users::logout, routes::users::disable, routes::users::enable,
+        routes::users::sessions, routes::users::revoke_session,
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics, routes::ops::openapi,
     ),
     components(schemas(
@@ -31,7 +32,7 @@ use crate::routes;
         admin::RotateKeysRequest, admin::RotateKeysResponse, admin::RetireKeyRequest,
         admin::SecretRotation, admin::AuditEvent, admin::IssuerInfo, admin::VerifyRequest,
         admin::VerifyResponse, admin::VerifyStep, ops::UpstreamInfo,
-        admin::IdentityInfo, admin::UserInfo, admin::CreateUserRequest,
+        admin::IdentityInfo, admin::UserInfo, admin::CreateUserRequest, admin::SessionInfo,
     )),
     modifiers(&Security, &StandardErrors),
     tags(

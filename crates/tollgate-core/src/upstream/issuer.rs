@@ -114,6 +114,10 @@ pub struct GrantSpec {
     /// does. E.g. `{ "org_role" = "org:admin", "repository" = "acme/*" }`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub require: std::collections::BTreeMap<String, String>,
+    /// Exchanges also start a session and return a rotating refresh token, so the client
+    /// can get new access tokens without the upstream token until the session ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh_tokens: bool,
 }
 
 fn yes() -> bool {
@@ -156,6 +160,8 @@ pub struct Issuer {
     pub grant: ClientPolicy,
     /// Conditions on verified claims an exchange requires (claim path, glob pattern).
     pub require: Vec<(String, String)>,
+    /// Whether exchanges start sessions with refresh tokens.
+    pub refresh_tokens: bool,
     pub enabled: bool,
 }
 
@@ -354,6 +360,7 @@ impl IssuerSpec {
             .iter()
             .map(|(c, p)| (c.clone(), p.clone()))
             .collect();
+        let refresh_tokens = grant.refresh_tokens;
         let grant = ClientPolicy {
             allowed_scope: Scope::from_tokens(&grant.scopes)
                 .map_err(|e| err(name, format!("grant.scopes: {e}")))?,
@@ -366,6 +373,7 @@ impl IssuerSpec {
         Ok(Issuer {
             grant,
             require,
+            refresh_tokens,
             name: name.to_owned(),
             issuer: self.issuer.clone(),
             preset: self.preset,

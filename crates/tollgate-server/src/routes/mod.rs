@@ -55,6 +55,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/users", get(users::list).post(users::create))
         .route("/v1/admin/users/{id}", get(users::get))
         .route("/v1/admin/users/{id}/identities", post(users::link))
+        .route("/v1/admin/users/{id}/sessions", get(users::sessions))
+        .route("/v1/admin/sessions/{id}/revoke", post(users::revoke_session))
         .route("/v1/admin/users/{id}/logout", post(users::logout))
         .route("/v1/admin/users/{id}/disable", post(users::disable))
         .route("/v1/admin/users/{id}/enable", post(users::enable))

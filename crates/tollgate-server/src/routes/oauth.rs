@@ -43,13 +43,16 @@ fn no_store(body: impl IntoResponse) -> Response {
 pub async fn token(State(state): State<AppState>, req: FormRequest) -> Result<Response, ApiError> {
     match req.form.required("grant_type")? {
         "client_credentials" => client_credentials(&state, &req.headers, &req.form).await,
+        "refresh_token" => Ok(no_store(Json(
+            crate::sessions::refresh(&state, &req.headers, &req.form).await?,
+        ))),
         crate::exchange::GRANT_TYPE => Ok(no_store(Json(
             crate::exchange::exchange(&state, &req.headers, &req.form).await?,
         ))),
         other => Err(ApiError::new(
             Reason::UnsupportedGrantType,
             format!(
-                "grant_type `{other}` is not supported; use client_credentials or {}",
+                "grant_type `{other}` is not supported; use client_credentials, refresh_token or {}",
                 crate::exchange::GRANT_TYPE
             ),
         )),
@@ -118,6 +121,7 @@ async fn client_credentials(
         token_type: "Bearer".to_owned(),
         expires_in: grant.ttl.as_secs(),
         scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
+        refresh_token: None,
         issued_token_type: None,
     };
     Ok(no_store(Json(body)))
@@ -201,6 +205,11 @@ pub async fn revoke(State(state): State<AppState>, req: FormRequest) -> Result<R
     let caller = caller(&state, &req.headers, &req.form).await?;
     let token = req.form.required("token")?;
     req.form.one("token_type_hint")?;
+    // A refresh token ends its whole session; holding it is proof enough to end it.
+    if token.starts_with(tollgate_core::secret_token::SecretKind::RefreshToken.prefix()) {
+        crate::sessions::revoke_by_token(&state, token, &caller.actor()).await?;
+        return Ok(no_store(()));
+    }
     // RFC 7009 §2.2: invalid tokens do not cause an error; there is nothing to revoke.
     let Ok(claims) = tokens::verify(&state, token) else {
         return Ok(no_store(()));

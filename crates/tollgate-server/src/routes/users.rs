@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use tollgate_core::Reason;
 use tollgate_proto::ErrorBody;
-use tollgate_proto::admin::{CreateUserRequest, IdentityInfo, UserInfo};
+use tollgate_proto::admin::{CreateUserRequest, IdentityInfo, SessionInfo, UserInfo};
 use tollgate_store::UserRecord;
 
 async fn info(state: &AppState, u: UserRecord) -> Result<UserInfo, ApiError> {
@@ -183,4 +183,65 @@ pub async fn enable(
     Path(id): Path<String>,
 ) -> Result<Json<UserInfo>, ApiError> {
     set_disabled(&state, &admin, &id, false).await
+}
+
+/// A user's sessions (refresh-token families), newest first.
+#[utoipa::path(get, path = "/v1/admin/users/{id}/sessions", tag = "admin", security(("admin" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = [SessionInfo]), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn sessions(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    users::find(&state, &id).await?;
+    let list = state.store.sessions_of(&id).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|s| SessionInfo {
+                id: s.id,
+                client_id: s.client_id,
+                scope: s.scope,
+                audience: s.audience,
+                created_at: crate::rfc3339(s.created_at),
+                expires_at: crate::rfc3339(s.expires_at),
+                last_used_at: crate::rfc3339(s.last_used_at),
+                revoked_at: s.revoked_at.map(crate::rfc3339),
+                revoked_reason: s.revoked_reason,
+            })
+            .collect(),
+    ))
+}
+
+/// End a session: its refresh tokens stop working.
+#[utoipa::path(post, path = "/v1/admin/sessions/{id}/revoke", tag = "admin", security(("admin" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.get_session(&id).await?.is_none() {
+        return Err(ApiError::new(
+            Reason::NotFound,
+            format!("no session with id `{id}`"),
+        ));
+    }
+    if state
+        .store
+        .revoke_session(&id, "revoked", state.clock.now().0)
+        .await?
+    {
+        crate::audit::record(
+            &state,
+            &admin.actor(),
+            "session.revoke",
+            Some(&id),
+            None,
+            json!({}),
+        )
+        .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

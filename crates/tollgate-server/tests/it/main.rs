@@ -20,4 +20,5 @@ mod oauth_errors;
 mod oauth_flow;
 mod openapi_fuzz;
 mod ops;
+mod sessions;
 mod users;
