@@ -100,6 +100,11 @@ async fn end(state: &AppState, session: &SessionRecord, reason: Reason) -> Resul
 /// Handles `grant_type=refresh_token`.
 pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<TokenResponse, ApiError> {
     let token = form.required("refresh_token")?;
+    // Credentials that are presented must be right, whatever the session.
+    let client = match presented_client(headers, form)? {
+        Some(p) => Some(clients::authenticate(state, &p).await?),
+        None => None,
+    };
     if secret_token::check(SecretKind::RefreshToken, token).is_err() {
         return Err(refused(
             Reason::RefreshTokenUnknown,
@@ -111,21 +116,20 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
     };
     // A session started by an authenticated client stays bound to it (RFC 6749 §6).
     if !session.client_id.starts_with("upstream:") {
-        let presented = presented_client(headers, form)?;
-        let client = match presented {
-            Some(p) => clients::authenticate(state, &p).await?,
+        match &client {
             None => {
                 return Err(ApiError::new(
                     Reason::ClientAuthMissing,
                     "this session belongs to a client; authenticate as it",
                 ));
             }
-        };
-        if client.client_id != session.client_id {
-            return Err(refused(
-                Reason::RefreshTokenUnknown,
-                "the refresh token was issued to another client",
-            ));
+            Some(c) if c.client_id != session.client_id => {
+                return Err(refused(
+                    Reason::RefreshTokenUnknown,
+                    "the refresh token was issued to another client",
+                ));
+            }
+            Some(_) => {}
         }
     }
     let now = state.clock.now();
@@ -150,43 +154,13 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
             "the session has expired; sign in again",
         ));
     }
-    let user = state.store.get_user(&session.user_id).await?;
-    match &user {
-        Some(u) if u.disabled_at.is_some() => {
-            end(state, &session, Reason::UserDisabled).await?;
-            return Err(refused(Reason::UserDisabled, "the user has been disabled"));
-        }
-        Some(u) if u.user_ver != session.user_ver => {
-            end(state, &session, Reason::UserVersionStale).await?;
-            return Err(refused(
-                Reason::UserVersionStale,
-                "the user logged out everywhere since this session began",
-            ));
-        }
-        Some(_) => {}
-        None => {
-            return Err(refused(
-                Reason::SessionRevoked,
-                "the session's user has been deleted",
-            ));
-        }
-    }
-    let grant = narrowed_grant(state, &session, form)?;
-    let (next, next_hash) = mint(state);
-    if !state
-        .store
-        .rotate_refresh(&session.id, &hash, &next_hash, now.0)
-        .await?
-    {
-        // Another request spent this token between our read and our write: reuse.
-        end(state, &session, Reason::RefreshTokenReused).await?;
-        return Err(refused(
-            Reason::RefreshTokenReused,
-            "this refresh token was already used; the session has been revoked",
-        ));
-    }
+    check_user(state, &session).await?;
     let upstream: Option<UpstreamSubject> = serde_json::from_str(&session.upstream)
-        .map_err(|e| ApiError::unavailable(&StoreError::Corrupt(e.to_string())))?;
+        .map_err(|e| ApiError::unavailable(&StoreError::Corrupt(format!("session {}: {e}", session.id))))?;
+    let issuer_grant = check_issuer(state, &session, upstream.as_ref()).await?;
+    let grant = narrowed_grant(state, &session, form, issuer_grant.as_ref(), now)?;
+    // Sign before spending the token: once it is spent, a failure would leave the client
+    // with nothing but a token whose reuse revokes its session.
     let subject = Subject {
         sub: session.user_id.clone(),
         client_id: session.client_id.clone(),
@@ -195,6 +169,30 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
         user_ver: Some(session.user_ver),
     };
     let issued = tokens::issue(state, subject, &grant)?;
+    let (next, next_hash) = mint(state);
+    if !state
+        .store
+        .rotate_refresh(&session.id, session.user_ver, &hash, &next_hash, now.0)
+        .await?
+    {
+        // Spent or revoked between our read and our write.
+        let revoked = state
+            .store
+            .get_session(&session.id)
+            .await?
+            .is_none_or(|s| s.revoked_at.is_some());
+        if revoked {
+            return Err(refused(
+                Reason::SessionRevoked,
+                "this session has been revoked; sign in again",
+            ));
+        }
+        end(state, &session, Reason::RefreshTokenReused).await?;
+        return Err(refused(
+            Reason::RefreshTokenReused,
+            "this refresh token was already used; the session has been revoked",
+        ));
+    }
     let detail = json!({"session": session.id, "aud": issued.claims.aud, "scope": issued.claims.scope});
     crate::audit::record(
         state,
@@ -215,51 +213,126 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
     })
 }
 
-/// The session's grant, narrowed to a requested subset of its scope (RFC 6749 §6).
-fn narrowed_grant(state: &AppState, session: &SessionRecord, form: &Form) -> Result<Grant, ApiError> {
+/// The session's user must exist, be enabled and still have the session's `user_ver`.
+async fn check_user(state: &AppState, session: &SessionRecord) -> Result<(), ApiError> {
+    match state.store.get_user(&session.user_id).await? {
+        Some(u) if u.disabled_at.is_some() => {
+            end(state, session, Reason::UserDisabled).await?;
+            Err(refused(Reason::UserDisabled, "the user has been disabled"))
+        }
+        Some(u) if u.user_ver != session.user_ver => {
+            end(state, session, Reason::UserVersionStale).await?;
+            Err(refused(
+                Reason::UserVersionStale,
+                "the user logged out everywhere since this session began",
+            ))
+        }
+        Some(_) => Ok(()),
+        None => Err(refused(
+            Reason::SessionRevoked,
+            "the session's user has been deleted",
+        )),
+    }
+}
+
+/// For sessions started by an exchange: the issuer must still be trusted under the same
+/// `iss`, enabled, and still allow sessions; its current grant bounds the refreshed token.
+async fn check_issuer(
+    state: &AppState,
+    session: &SessionRecord,
+    upstream: Option<&UpstreamSubject>,
+) -> Result<Option<tollgate_core::client_grant::ClientPolicy>, ApiError> {
+    let Some(up) = upstream else { return Ok(None) };
+    let view = state.upstream.registry().current();
+    let issuer = view.set.iter().find(|i| i.name == up.name && i.issuer == up.iss);
+    let refusal = match issuer {
+        None => Some((
+            Reason::UnknownIssuer,
+            format!("issuer `{}` is no longer trusted", up.name),
+        )),
+        Some(i) if !i.enabled => Some((
+            Reason::IssuerDisabled,
+            format!("issuer `{}` has been disabled", up.name),
+        )),
+        Some(i) if !i.refresh_tokens => Some((
+            Reason::PolicyDenied,
+            format!("issuer `{}` no longer allows sessions", up.name),
+        )),
+        Some(_) => None,
+    };
+    if let Some((reason, message)) = refusal {
+        end(state, session, reason).await?;
+        return Err(refused(reason, message));
+    }
+    Ok(issuer.map(|i| i.grant.clone()))
+}
+
+/// The session's grant, narrowed to a requested subset of its scope (RFC 6749 §6) and to
+/// what the issuer grants today, living no longer than the session.
+fn narrowed_grant(
+    state: &AppState,
+    session: &SessionRecord,
+    form: &Form,
+    issuer_grant: Option<&tollgate_core::client_grant::ClientPolicy>,
+    now: UnixTime,
+) -> Result<Grant, ApiError> {
     let corrupt =
         |what: &str| ApiError::unavailable(&StoreError::Corrupt(format!("session {}: {what}", session.id)));
-    let allowed = Scope::parse(&session.scope).map_err(|_| corrupt("scope"))?;
+    let mut allowed = Scope::parse(&session.scope).map_err(|_| corrupt("scope"))?;
+    if let Some(g) = issuer_grant {
+        allowed = allowed.intersect(&g.allowed_scope);
+    }
     let scope = match crate::routes::oauth::requested_scope(form)? {
         Some(asked) if !asked.is_empty() => {
             let extra = asked.difference(&allowed);
             if !extra.is_empty() {
                 return Err(ApiError::new(
                     Reason::ScopeNotAllowed,
-                    format!("a refresh cannot widen the scope; not in the session: {extra}"),
+                    format!("a refresh cannot widen the scope; not allowed for this session: {extra}"),
                 ));
             }
             asked
         }
         _ => allowed,
     };
+    let left = std::time::Duration::from_secs(now.seconds_until(UnixTime(session.expires_at)));
     Ok(Grant {
         scope,
         audience: Audience::parse(&session.audience).map_err(|_| corrupt("audience"))?,
-        ttl: state.config.tokens.access_ttl,
+        ttl: state.config.tokens.access_ttl.min(left),
     })
 }
 
 /// Revokes the session a refresh token belongs to (RFC 7009); unknown tokens are ignored.
-pub async fn revoke_by_token(state: &AppState, token: &str, actor: &str) -> Result<(), ApiError> {
+/// A client may revoke only its own sessions (`caller_client`: `None` for administrators).
+pub async fn revoke_by_token(
+    state: &AppState,
+    token: &str,
+    actor: &str,
+    caller_client: Option<&str>,
+) -> Result<(), ApiError> {
     if secret_token::check(SecretKind::RefreshToken, token).is_err() {
         return Ok(());
     }
-    if let Some((_, _, session)) = find(state, token).await?
-        && state
-            .store
-            .revoke_session(&session.id, "revoked", state.clock.now().0)
-            .await?
+    let Some((_, _, session)) = find(state, token).await? else {
+        return Ok(());
+    };
+    if let Some(caller) = caller_client
+        && !session.client_id.starts_with("upstream:")
+        && session.client_id != caller
     {
-        crate::audit::record(
-            state,
-            actor,
-            "session.revoke",
-            Some(&session.id),
-            None,
-            json!({"user": session.user_id}),
-        )
-        .await?;
+        return Err(ApiError::new(
+            Reason::TokenNotOwned,
+            "only the client a session belongs to may revoke it",
+        ));
+    }
+    if state
+        .store
+        .revoke_session(&session.id, "revoked", state.clock.now().0)
+        .await?
+    {
+        let detail = json!({"user": session.user_id});
+        crate::audit::record(state, actor, "session.revoke", Some(&session.id), None, detail).await?;
     }
     Ok(())
 }

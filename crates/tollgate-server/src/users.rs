@@ -62,7 +62,7 @@ async fn register(state: &AppState, identity: &UpstreamIdentity) -> Result<UserR
         user_id: user.id.clone(),
         created_at: now,
     };
-    match state.store.create_user(&user, Some(&link)).await {
+    match state.store.create_user(&user, std::slice::from_ref(&link)).await {
         Ok(()) => {
             let detail = json!({"issuer": identity.issuer_name, "subject": identity.subject});
             crate::audit::record(state, "system", "user.register", Some(&user.id), None, detail).await?;
@@ -92,21 +92,21 @@ pub async fn create(
         created_at: now,
         disabled_at: None,
     };
-    let mut links = identities.iter().map(|(iss, sub)| IdentityRecord {
-        iss: iss.clone(),
-        sub: sub.clone(),
-        user_id: user.id.clone(),
-        created_at: now,
-    });
-    let first = links.next();
+    let links: Vec<IdentityRecord> = identities
+        .iter()
+        .map(|(iss, sub)| IdentityRecord {
+            iss: iss.clone(),
+            sub: sub.clone(),
+            user_id: user.id.clone(),
+            created_at: now,
+        })
+        .collect();
+    // One transaction: a taken identity leaves no half-linked user behind.
     state
         .store
-        .create_user(&user, first.as_ref())
+        .create_user(&user, &links)
         .await
         .map_err(identity_taken)?;
-    for link in links {
-        state.store.link_identity(&link).await.map_err(identity_taken)?;
-    }
     Ok(user)
 }
 

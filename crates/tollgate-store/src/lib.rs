@@ -131,9 +131,9 @@ pub trait Issuers {
 pub trait Users {
     /// The user an upstream identity is linked to.
     async fn user_by_identity(&self, iss: &str, sub: &str) -> Result<Option<UserRecord>>;
-    /// Creates a user, linked to `identity` when given, in one transaction. `Conflict` if
-    /// the identity is linked already (another request registered it first).
-    async fn create_user(&self, user: &UserRecord, identity: Option<&IdentityRecord>) -> Result<()>;
+    /// Creates a user linked to `identities`, in one transaction. `Conflict` (and nothing
+    /// written) if any identity is linked already (e.g. another request registered it first).
+    async fn create_user(&self, user: &UserRecord, identities: &[IdentityRecord]) -> Result<()>;
     /// Links another identity to an existing user. `Conflict` if it is linked already.
     async fn link_identity(&self, identity: &IdentityRecord) -> Result<()>;
     async fn get_user(&self, id: &str) -> Result<Option<UserRecord>>;
@@ -154,10 +154,14 @@ pub trait Sessions {
     /// The refresh token with this hash and its session.
     async fn find_refresh(&self, hash: &SecretHash) -> Result<Option<(RefreshRecord, SessionRecord)>>;
     /// Marks `old` used and stores `new` in the same session, atomically and only if `old`
-    /// was unused: of concurrent rotations of one token exactly one returns true.
+    /// was unused and the session is neither revoked nor of another `user_ver`: of
+    /// concurrent rotations of one token exactly one returns true, and none once the
+    /// session has been revoked (the session row is locked first, so a revocation and a
+    /// rotation serialize).
     async fn rotate_refresh(
         &self,
         session_id: &str,
+        user_ver: i64,
         old: &SecretHash,
         new: &SecretHash,
         now: i64,

@@ -494,7 +494,7 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::user_from_row).transpose()
             }
 
-            async fn create_user(&self, user: &UserRecord, identity: Option<&IdentityRecord>) -> Result<()> {
+            async fn create_user(&self, user: &UserRecord, identities: &[IdentityRecord]) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
                     .bind(&user.id)
@@ -504,7 +504,7 @@ macro_rules! sql_store {
                     .bind(user.disabled_at)
                     .execute(&mut *tx)
                     .await?;
-                if let Some(i) = identity {
+                for i in identities {
                     sqlx::query("INSERT INTO identities (iss, sub, user_id, created_at) VALUES ($1, $2, $3, $4)")
                         .bind(&i.iss)
                         .bind(&i.sub)
@@ -631,19 +631,39 @@ macro_rules! sql_store {
                 Ok(session.map(|s| (refresh, s)))
             }
 
-            async fn rotate_refresh(&self, session_id: &str, old: &SecretHash, new: &SecretHash, now: i64) -> Result<bool> {
+            async fn rotate_refresh(
+                &self,
+                session_id: &str,
+                user_ver: i64,
+                old: &SecretHash,
+                new: &SecretHash,
+                now: i64,
+            ) -> Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                let won = sqlx::query(
-                    "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND hash_version = $3 AND used_at IS NULL",
+                // Session first: locks its row, so a concurrent revocation either lands
+                // before (and this matches nothing) or waits for this commit.
+                let live = sqlx::query(
+                    "UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL AND user_ver = $3",
                 )
                 .bind(now)
-                .bind(&old.hash)
-                .bind(old.version)
+                .bind(session_id)
+                .bind(user_ver)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
                     == 1;
-                if !won {
+                let spent = live
+                    && sqlx::query(
+                        "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND hash_version = $3 AND used_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(&old.hash)
+                    .bind(old.version)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                if !spent {
                     tx.rollback().await?;
                     return Ok(false);
                 }
@@ -652,11 +672,6 @@ macro_rules! sql_store {
                     .bind(new.version)
                     .bind(session_id)
                     .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(session_id)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

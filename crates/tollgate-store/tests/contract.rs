@@ -289,7 +289,7 @@ fn identity(iss: &str, sub: &str, user_id: &str) -> tollgate_store::IdentityReco
 }
 
 async fn users_are_found_by_any_linked_identity(s: Arc<dyn Store>) {
-    s.create_user(&user("u1"), Some(&identity("https://legacy", "alice", "u1")))
+    s.create_user(&user("u1"), &[identity("https://legacy", "alice", "u1")])
         .await
         .unwrap();
     s.link_identity(&identity("https://clerk", "user_2a", "u1"))
@@ -313,11 +313,17 @@ async fn users_are_found_by_any_linked_identity(s: Arc<dyn Store>) {
 }
 
 async fn an_identity_belongs_to_one_user_and_a_failed_create_leaves_nothing(s: Arc<dyn Store>) {
-    s.create_user(&user("u1"), Some(&identity("https://i", "x", "u1")))
+    s.create_user(&user("u1"), &[identity("https://i", "x", "u1")])
         .await
         .unwrap();
     let race = s
-        .create_user(&user("u2"), Some(&identity("https://i", "x", "u2")))
+        .create_user(
+            &user("u2"),
+            &[
+                identity("https://other", "y", "u2"),
+                identity("https://i", "x", "u2"),
+            ],
+        )
         .await;
     assert!(matches!(race, Err(StoreError::Conflict(_))), "{race:?}");
     assert_eq!(
@@ -332,7 +338,7 @@ async fn an_identity_belongs_to_one_user_and_a_failed_create_leaves_nothing(s: A
 }
 
 async fn user_ver_bumps_on_logout_and_disable(s: Arc<dyn Store>) {
-    s.create_user(&user("u1"), None).await.unwrap();
+    s.create_user(&user("u1"), &[]).await.unwrap();
     assert_eq!(s.bump_user_ver("u1").await.unwrap(), Some(2));
     assert_eq!(s.bump_user_ver("nobody").await.unwrap(), None);
     assert!(s.set_user_disabled("u1", Some(5)).await.unwrap());
@@ -366,14 +372,14 @@ fn rt(n: u8) -> SecretHash {
 }
 
 async fn refresh_tokens_rotate_once(s: Arc<dyn Store>) {
-    s.create_user(&user("u1"), None).await.unwrap();
+    s.create_user(&user("u1"), &[]).await.unwrap();
     s.create_session(&session("ses1", "u1"), &rt(1)).await.unwrap();
     let (r, found) = s.find_refresh(&rt(1)).await.unwrap().unwrap();
     assert_eq!((r.session_id.as_str(), r.used_at), ("ses1", None));
     assert_eq!(found, session("ses1", "u1"));
-    assert!(s.rotate_refresh("ses1", &rt(1), &rt(2), 20).await.unwrap());
+    assert!(s.rotate_refresh("ses1", 1, &rt(1), &rt(2), 20).await.unwrap());
     assert!(
-        !s.rotate_refresh("ses1", &rt(1), &rt(3), 21).await.unwrap(),
+        !s.rotate_refresh("ses1", 1, &rt(1), &rt(3), 21).await.unwrap(),
         "a used token does not rotate again"
     );
     assert_eq!(s.find_refresh(&rt(1)).await.unwrap().unwrap().0.used_at, Some(20));
@@ -396,12 +402,12 @@ async fn refresh_tokens_rotate_once(s: Arc<dyn Store>) {
 }
 
 async fn of_many_concurrent_rotations_exactly_one_wins(s: Arc<dyn Store>) {
-    s.create_user(&user("u1"), None).await.unwrap();
+    s.create_user(&user("u1"), &[]).await.unwrap();
     s.create_session(&session("ses1", "u1"), &rt(1)).await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 10..30u8 {
         let s = s.clone();
-        tasks.spawn(async move { s.rotate_refresh("ses1", &rt(1), &rt(n), 20).await.unwrap() });
+        tasks.spawn(async move { s.rotate_refresh("ses1", 1, &rt(1), &rt(n), 20).await.unwrap() });
     }
     let mut wins = 0;
     while let Some(won) = tasks.join_next().await {
@@ -410,8 +416,27 @@ async fn of_many_concurrent_rotations_exactly_one_wins(s: Arc<dyn Store>) {
     assert_eq!(wins, 1);
 }
 
+async fn revoked_or_outdated_sessions_do_not_rotate(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), &[]).await.unwrap();
+    s.create_session(&session("ses1", "u1"), &rt(1)).await.unwrap();
+    assert!(
+        !s.rotate_refresh("ses1", 2, &rt(1), &rt(2), 20).await.unwrap(),
+        "user_ver moved on"
+    );
+    assert!(s.revoke_session("ses1", "logout", 20).await.unwrap());
+    assert!(
+        !s.rotate_refresh("ses1", 1, &rt(1), &rt(2), 21).await.unwrap(),
+        "revoked"
+    );
+    assert_eq!(
+        s.find_refresh(&rt(1)).await.unwrap().unwrap().0.used_at,
+        None,
+        "nothing was spent"
+    );
+}
+
 async fn sessions_are_revoked_once_and_listed_newest_first(s: Arc<dyn Store>) {
-    s.create_user(&user("u1"), None).await.unwrap();
+    s.create_user(&user("u1"), &[]).await.unwrap();
     s.create_session(&session("a", "u1"), &rt(1)).await.unwrap();
     let mut newer = session("b", "u1");
     newer.created_at = 20;
@@ -499,6 +524,7 @@ contract!(
     refresh_tokens_rotate_once,
     of_many_concurrent_rotations_exactly_one_wins,
     sessions_are_revoked_once_and_listed_newest_first,
+    revoked_or_outdated_sessions_do_not_rotate,
 );
 
 #[test]

@@ -207,7 +207,11 @@ pub async fn revoke(State(state): State<AppState>, req: FormRequest) -> Result<R
     req.form.one("token_type_hint")?;
     // A refresh token ends its whole session; holding it is proof enough to end it.
     if token.starts_with(tollgate_core::secret_token::SecretKind::RefreshToken.prefix()) {
-        crate::sessions::revoke_by_token(&state, token, &caller.actor()).await?;
+        let caller_client = match &caller {
+            Caller::Client(c) => Some(c.client_id.as_str()),
+            Caller::Admin(_) => None,
+        };
+        crate::sessions::revoke_by_token(&state, token, &caller.actor(), caller_client).await?;
         return Ok(no_store(()));
     }
     // RFC 7009 §2.2: invalid tokens do not cause an error; there is nothing to revoke.

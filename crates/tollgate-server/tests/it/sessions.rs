@@ -227,3 +227,66 @@ async fn unknown_and_mistyped_refresh_tokens_are_invalid_grants() {
         Some("refresh-token-unknown")
     );
 }
+
+#[tokio::test]
+async fn refresh_follows_the_issuers_current_state() {
+    let w = world().await;
+    let (_, rt) = w.sign_in().await;
+    let mut spec = json!({
+        "name": "clerk", "issuer": w.clerk.url(), "preset": "clerk",
+        "grant": {"scopes": ["read"], "audiences": ["https://api.example.com"], "refresh_tokens": true}
+    });
+    w.app.client.update_issuer("clerk", &spec).await.unwrap();
+    let resp = w.app.client.refresh(&rt, None, None).await.unwrap();
+    assert_eq!(
+        resp.scope.as_deref(),
+        Some("read"),
+        "narrowed to what the issuer grants now"
+    );
+    let rt = resp.refresh_token.unwrap();
+    spec["grant"]["refresh_tokens"] = json!(false);
+    w.app.client.update_issuer("clerk", &spec).await.unwrap();
+    assert_eq!(w.refresh(&rt).await.unwrap_err().reason(), Some("policy-denied"));
+
+    let (_, rt) = {
+        spec["grant"]["refresh_tokens"] = json!(true);
+        w.app.client.update_issuer("clerk", &spec).await.unwrap();
+        w.sign_in().await
+    };
+    spec["enabled"] = json!(false);
+    w.app.client.update_issuer("clerk", &spec).await.unwrap();
+    assert_eq!(
+        w.refresh(&rt).await.unwrap_err().reason(),
+        Some("issuer-disabled")
+    );
+}
+
+#[tokio::test]
+async fn refreshed_tokens_never_outlive_their_session_and_bad_credentials_are_refused() {
+    let w = world().await;
+    let (_, mut rt) = w.sign_in().await;
+    for _ in 0..4 {
+        w.app.advance(Duration::from_secs(6 * 24 * 3600));
+        rt = w.refresh(&rt).await.unwrap().1;
+    }
+    w.app.advance(Duration::from_secs(6 * 24 * 3600 - 60)); // one minute of the 30 days left
+    let resp = w.app.client.refresh(&rt, None, None).await.unwrap();
+    assert!(resp.expires_in <= 60, "expires_in {}", resp.expires_in);
+
+    let stranger = w.app.service_account("stranger", &[], &[]).await;
+    let wrong = tollgate_client::ClientCredentials {
+        client_secret: "tg_sa_wrong".to_owned().into(),
+        ..stranger
+    };
+    let err = w
+        .app
+        .client
+        .refresh(resp.refresh_token.as_deref().unwrap(), Some(&wrong), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.reason(),
+        Some("secret-malformed"),
+        "presented credentials are checked"
+    );
+}

@@ -189,3 +189,31 @@ async fn invite_only_registration_accepts_only_known_identities() {
         Some("conflict")
     );
 }
+
+#[tokio::test]
+async fn creating_a_user_with_a_taken_identity_leaves_nothing_behind() {
+    let w = world(false).await;
+    w.exchange(&w.token(&w.clerk, "taken")).await.unwrap();
+    let req = CreateUserRequest {
+        email: None,
+        identities: vec![
+            IdentityInfo {
+                iss: w.legacy.url().into(),
+                sub: "fresh".into(),
+            },
+            IdentityInfo {
+                iss: w.clerk.url().into(),
+                sub: "taken".into(),
+            },
+        ],
+    };
+    assert_eq!(
+        w.app.client.create_user(&req).await.unwrap_err().reason(),
+        Some("conflict")
+    );
+    assert_eq!(
+        w.app.client.list_users().await.unwrap().len(),
+        1,
+        "no half-linked user"
+    );
+}
