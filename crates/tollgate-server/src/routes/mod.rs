@@ -68,16 +68,29 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        // axum's own 405 carries the `Allow` header; give it tollgate's body as well.
+        .layer(axum::middleware::map_response(method_not_allowed))
 }
 
 async fn not_found() -> ApiError {
     ApiError::new(Reason::NotFound, "no such endpoint; see /openapi.json")
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
+async fn method_not_allowed(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if resp.status() != http::StatusCode::METHOD_NOT_ALLOWED
+        || resp.headers().contains_key(http::header::CONTENT_TYPE)
+    {
+        return resp;
+    }
+    let allow = resp.headers().get(http::header::ALLOW).cloned();
+    let mut json = ApiError::new(
         Reason::MethodNotAllowed,
         "this endpoint does not accept that method; see /openapi.json",
     )
+    .into_response();
+    if let Some(allow) = allow {
+        json.headers_mut().insert(http::header::ALLOW, allow);
+    }
+    json
 }

@@ -73,6 +73,7 @@ async fn unknown_routes_and_methods_get_json_reasons() {
     );
     let resp = app.http.delete(app.url("/oauth/token")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST", "RFC 9110 §15.5.6");
     assert_eq!(
         resp.json::<serde_json::Value>().await.unwrap()["reason"],
         "method-not-allowed"
