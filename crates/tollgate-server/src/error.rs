@@ -175,6 +175,13 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::InvalidInput(m) => {
+                tracing::debug!(detail = %m, "store refused a value");
+                ApiError::new(
+                    Reason::InvalidParameter,
+                    "a value contains a character that cannot be stored (such as NUL)",
+                )
+            }
             StoreError::Conflict(m) => {
                 tracing::debug!(detail = %m, "store conflict");
                 ApiError::new(Reason::Conflict, "the request conflicts with existing state")

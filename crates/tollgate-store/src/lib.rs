@@ -29,6 +29,10 @@ pub enum StoreError {
     /// Stored data does not have the shape this version expects.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A value the database cannot store (PostgreSQL refuses NUL characters in text). The
+    /// caller sent it; answer 400.
+    #[error("a value cannot be stored: {0}")]
+    InvalidInput(String),
     /// Opening the database or applying migrations failed.
     #[error("cannot open database: {0}")]
     Open(String),
@@ -39,6 +43,10 @@ impl From<sqlx::Error> for StoreError {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_owned())
+            }
+            // 22021 character_not_in_repertoire, 22P05 untranslatable_character: e.g. NUL in text.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                StoreError::InvalidInput(db.message().to_owned())
             }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) => {
                 StoreError::Corrupt(e.to_string())

@@ -53,11 +53,12 @@ impl Claims {
         parts.try_fold(first, |v, p| v.get(p))
     }
 
-    /// The first of `paths` present, as a string (numbers are written as decimal).
+    /// The first of `paths` present, as a string (numbers are written as decimal). Strings
+    /// with NUL are skipped: they cannot be stored and no identity legitimately has one.
     #[must_use]
     pub fn first_string(&self, paths: &[String]) -> Option<String> {
         paths.iter().find_map(|p| match self.get(p)? {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::String(s) if !s.is_empty() && !s.contains('\0') => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         })
@@ -288,9 +289,12 @@ pub fn map_identity(
     trace: &mut impl Trace,
 ) -> Result<UpstreamIdentity, Refusal> {
     let m = &issuer.claims;
-    let Some(subject) = claims.first_string(&m.subject) else {
+    let subject = claims
+        .first_string(&m.subject)
+        .filter(|s| !s.chars().any(char::is_control));
+    let Some(subject) = subject else {
         let d = format!(
-            "none of the subject claims ({}) is a non-empty string",
+            "none of the subject claims ({}) is a non-empty string without control characters",
             m.subject.join(", ")
         );
         trace.step(Check::Identity, false, || d.clone());

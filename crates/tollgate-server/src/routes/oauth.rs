@@ -31,6 +31,7 @@ fn no_store(body: impl IntoResponse) -> Response {
 /// Issue an access token.
 #[utoipa::path(
     post, path = "/oauth/token", tag = "oauth",
+    security(("client" = []), ()),
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Token issued", body = TokenResponse),
@@ -159,6 +160,7 @@ async fn caller(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Ca
 /// Introspect a token (RFC 7662). Any problem with the token answers `{"active": false}`.
 #[utoipa::path(
     post, path = "/oauth/introspect", tag = "oauth",
+    security(("client" = []), ("admin" = [])),
     request_body(content = TokenTypeHintRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Token state", body = IntrospectionResponse),
@@ -194,6 +196,7 @@ pub async fn introspect(State(state): State<AppState>, req: FormRequest) -> Resu
 /// Revoke a token (RFC 7009). Unknown, invalid and expired tokens also answer 200.
 #[utoipa::path(
     post, path = "/oauth/revoke", tag = "oauth",
+    security(("client" = []), ("admin" = [])),
     request_body(content = TokenTypeHintRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),

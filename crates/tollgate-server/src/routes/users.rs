@@ -34,10 +34,11 @@ async fn info(state: &AppState, u: UserRecord) -> Result<UserInfo, ApiError> {
 }
 
 fn valid_identity(i: &IdentityInfo) -> Result<(), ApiError> {
-    if i.iss.is_empty() || i.sub.is_empty() || i.iss.len() > 512 || i.sub.len() > 512 {
+    let ok = |v: &str| !v.is_empty() && v.len() <= 512 && !v.chars().any(char::is_control);
+    if !ok(&i.iss) || !ok(&i.sub) {
         return Err(ApiError::new(
             Reason::InvalidParameter,
-            "identities need a non-empty iss and sub (512 characters at most)",
+            "identities need an iss and a sub of 1–512 characters, without control characters",
         ));
     }
     Ok(())
@@ -64,6 +65,16 @@ pub async fn create(
     JsonBody(req): JsonBody<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     req.identities.iter().try_for_each(valid_identity)?;
+    if req
+        .email
+        .as_deref()
+        .is_some_and(|e| e.len() > 320 || e.chars().any(char::is_control))
+    {
+        return Err(ApiError::new(
+            Reason::InvalidParameter,
+            "email must be at most 320 characters, without control characters",
+        ));
+    }
     let pairs: Vec<(String, String)> = req
         .identities
         .iter()

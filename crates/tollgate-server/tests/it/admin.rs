@@ -186,3 +186,39 @@ async fn admin_actions_are_audited() {
     assert!(events[0].actor.starts_with("admin:adm_"));
     assert_eq!(events[1].action, "client.create");
 }
+
+/// PostgreSQL cannot store NUL in text; such input must be a 4xx on every backend, never a 503.
+#[tokio::test]
+async fn nul_characters_in_input_are_client_errors() {
+    use secrecy::ExposeSecret as _;
+    let app = TestApp::new().await;
+    let token = app.admin_token.expose_secret().to_owned();
+    let checks = [
+        app.http
+            .get(app.url("/v1/admin/clients/a%00b"))
+            .bearer_auth(&token),
+        app.http.delete(app.url("/v1/issuers/a%00b")).bearer_auth(&token),
+        app.http
+            .post(app.url("/v1/admin/users"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"email": "a\u{0}b"})),
+        app.http
+            .post(app.url("/v1/admin/users"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"identities": [{"iss": "https://i", "sub": "a\u{0}b"}]})),
+        app.http.post(app.url("/oauth/token")).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "a\u{0}b"),
+            ("client_secret", "x"),
+        ]),
+    ];
+    for req in checks {
+        let resp = req.send().await.unwrap();
+        assert!(
+            resp.status().is_client_error(),
+            "{} {:?}",
+            resp.status(),
+            resp.url()
+        );
+    }
+}

@@ -12,6 +12,7 @@ mod test_app;
 mod admin;
 mod discovery;
 mod federation;
+mod guards;
 mod interop;
 mod interop_oidc;
 mod jwks_cache;
