@@ -12,11 +12,15 @@
 
 #![allow(clippy::print_stdout)] // The ratios are this benchmark's output.
 
+#[path = "common/paired_timing.rs"]
+mod paired_timing;
+
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
 use criterion::Criterion;
+use paired_timing::{RATIO_SLICES, RATIO_TIME, time_pair};
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tollgate_core::{AccessTokenClaims, SigningAlg, UnixTime};
 use tollgate_crypto::{Jwk, SigningKey, UnverifiedJws, VerifyingKey, jws};
 
@@ -24,10 +28,6 @@ use tollgate_crypto::{Jwk, SigningKey, UnverifiedJws, VerifyingKey, jws};
 const MAX_TOKEN_BYTES: usize = 8192;
 /// The server's default `tokens.leeway`, in seconds.
 const LEEWAY_SECS: u64 = 5;
-/// How long each side of a ratio pair is timed in all...
-const RATIO_TIME: Duration = Duration::from_secs(1);
-/// ...in this many slices, alternating between the two sides.
-const RATIO_SLICES: u32 = 10;
 /// The brief: verifying a token keeps at least this share of the raw verification rate.
 const VERIFY_GOAL_PERCENT: f64 = 60.0;
 
@@ -158,37 +158,6 @@ fn criterion_benches(c: &mut Criterion, fixtures: &[Fixture]) {
         group.bench_function("token_verify", |b| b.iter(|| f.token_verify()));
         group.finish();
     }
-}
-
-/// Mean time of one `op` over about `budget` on this thread.
-fn time_per_op<T>(budget: Duration, op: &mut impl FnMut() -> T) -> Duration {
-    // Reading the clock after every call would add its own cost to the fastest operations.
-    const BATCH: u32 = 16;
-    let started = Instant::now();
-    let mut batches = 0u32;
-    while batches == 0 || started.elapsed() < budget {
-        for _ in 0..BATCH {
-            black_box(op());
-        }
-        batches += 1;
-    }
-    started.elapsed() / (batches * BATCH)
-}
-
-/// Times `token` and `raw` in alternating slices, [`RATIO_TIME`] each in all, and keeps each
-/// one's fastest slice: both then meet the same machine, and a busy moment (other processes
-/// share these cores) does not land on one side only.
-fn time_pair<T, R>(mut token: impl FnMut() -> T, mut raw: impl FnMut() -> R) -> (Duration, Duration) {
-    let slice = RATIO_TIME / RATIO_SLICES;
-    // Warm-up: caches, branch predictors, CPU frequency.
-    time_per_op(slice, &mut token);
-    time_per_op(slice, &mut raw);
-    let (mut best_token, mut best_raw) = (Duration::MAX, Duration::MAX);
-    for _ in 0..RATIO_SLICES {
-        best_token = best_token.min(time_per_op(slice, &mut token));
-        best_raw = best_raw.min(time_per_op(slice, &mut raw));
-    }
-    (best_token, best_raw)
 }
 
 fn print_ratio(alg: SigningAlg, what: &str, token: Duration, raw: Duration, goal: Option<f64>) {

@@ -26,12 +26,16 @@
 
 #![allow(clippy::print_stdout)] // The ratios are this benchmark's output.
 
+#[path = "../../tollgate-crypto/benches/common/paired_timing.rs"]
+mod paired_timing;
+
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use axum::Router;
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
 use base64::Engine as _;
 use criterion::Criterion;
+use paired_timing::{RATIO_SLICES, RATIO_TIME, time_pair, time_per_op};
 use serde_json::{Value, json};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -52,10 +56,6 @@ use tollgate_server::extract::form::Form;
 use tollgate_server::tokens::{self, Subject};
 use tollgate_server::{App, Config};
 
-/// How each side of a ratio pair is timed in all...
-const RATIO_TIME: Duration = Duration::from_secs(1);
-/// ...in this many slices, alternating between the two sides.
-const RATIO_SLICES: u32 = 10;
 /// The brief: an exchange keeps at least this share of the raw verify+sign rate.
 const EXCHANGE_GOAL_PERCENT: f64 = 55.0;
 /// The brief: p99 of an in-process exchange stays under this.
@@ -267,7 +267,15 @@ impl Fixture {
         let issued = fixture.service();
         let state = &fixture.app.state;
         let claims = tokens::verify(state, &issued.access_token).expect("the exchanged token verifies");
-        assert_eq!(claims.sub, "clerk-bench:user_2mXn4R9pQ7sT1vW8yZ3bC5dF0gH");
+        assert!(
+            claims.sub.starts_with("usr_"),
+            "the upstream identity maps to a local user: {}",
+            claims.sub
+        );
+        assert_eq!(
+            claims.upstream.as_ref().map(|u| u.sub.as_str()),
+            Some("user_2mXn4R9pQ7sT1vW8yZ3bC5dF0gH")
+        );
         assert_eq!(claims.scope, "orders:read orders:write");
         assert_eq!(issued.issued_token_type.as_deref(), Some(ACCESS_TOKEN_TYPE));
         assert_eq!(
@@ -324,6 +332,7 @@ impl Fixture {
         let id = verified.identity;
         let claims = AccessTokenClaims {
             iss: self.public_url.clone(),
+            // Stands in for the local user id: looking the user up is I/O, measured in `service`.
             sub: format!("{}:{}", issuer.name, id.subject),
             aud: grant.audience.to_string(),
             client_id: tokens::upstream_client_id(&issuer.name),
@@ -395,37 +404,6 @@ fn criterion_benches(c: &mut Criterion, f: &Fixture) {
         });
     });
     group.finish();
-}
-
-/// Mean time of one `op` over about `budget` on this thread.
-fn time_per_op<T>(budget: Duration, op: &mut impl FnMut() -> T) -> Duration {
-    // Reading the clock after every call would add its own cost to the fastest operations.
-    const BATCH: u32 = 16;
-    let started = Instant::now();
-    let mut batches = 0u32;
-    while batches == 0 || started.elapsed() < budget {
-        for _ in 0..BATCH {
-            black_box(op());
-        }
-        batches += 1;
-    }
-    started.elapsed() / (batches * BATCH)
-}
-
-/// Times `path` and `raw` in alternating slices, [`RATIO_TIME`] each in all, and keeps each
-/// one's fastest slice: both then meet the same machine, and a busy moment (other processes
-/// share these cores) does not land on one side only.
-fn time_pair<T, R>(mut path: impl FnMut() -> T, mut raw: impl FnMut() -> R) -> (Duration, Duration) {
-    let slice = RATIO_TIME / RATIO_SLICES;
-    // Warm-up: caches, branch predictors, CPU frequency.
-    time_per_op(slice, &mut path);
-    time_per_op(slice, &mut raw);
-    let (mut best_path, mut best_raw) = (Duration::MAX, Duration::MAX);
-    for _ in 0..RATIO_SLICES {
-        best_path = best_path.min(time_per_op(slice, &mut path));
-        best_raw = best_raw.min(time_per_op(slice, &mut raw));
-    }
-    (best_path, best_raw)
 }
 
 fn micros(d: Duration) -> String {
