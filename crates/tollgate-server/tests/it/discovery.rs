@@ -49,15 +49,7 @@ async fn metadata_names_this_issuer_and_its_endpoints() {
     assert_eq!(m.introspection_endpoint, app.url("/oauth/introspect"));
     assert_eq!(m.revocation_endpoint, app.url("/oauth/revoke"));
     assert_eq!(m.grant_types_supported, vec!["client_credentials"]);
-    let oidc: serde_json::Value = app
-        .http
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let oidc = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(oidc["issuer"], app.url);
     let redacted = serde_json::to_string_pretty(&m)
         .unwrap()

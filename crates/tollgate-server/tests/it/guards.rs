@@ -30,15 +30,7 @@ fn security_of(op: &Value) -> Vec<String> {
 #[tokio::test]
 async fn every_operation_is_public_by_name_or_refuses_anonymous_callers() {
     let app = TestApp::new().await;
-    let doc: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.get_json("/openapi.json").await;
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {

@@ -7,15 +7,7 @@ async fn health_and_readiness() {
     let app = TestApp::new().await;
     let ready = app.client.ready().await.unwrap();
     assert_eq!(ready.status, "ok");
-    let health: serde_json::Value = app
-        .http
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = app.get_json("/healthz").await;
     assert_eq!(health["status"], "ok");
 }
 
@@ -84,15 +76,7 @@ async fn unknown_routes_and_methods_get_json_reasons() {
 #[tokio::test]
 async fn openapi_document_is_served_and_complete() {
     let app = TestApp::new().await;
-    let doc: serde_json::Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.get_json("/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for path in [
