@@ -54,10 +54,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: SecretsCommand,
     },
-    /// Show recent audit events.
-    Audit {
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
+    /// Audit events, newest first, filtered; `--jsonl` exports every match as JSON lines.
+    Audit(crate::audit::AdminAuditArgs),
+    /// Orgs, their members, roles, service accounts and sessions (ORG: an org's id or name).
+    Org {
+        #[command(subcommand)]
+        command: crate::org::OrgCommand,
     },
     /// Admin tokens.
     Token {
@@ -171,9 +173,35 @@ fn client(remote: &Remote) -> anyhow::Result<Client> {
     Ok(c)
 }
 
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+/// A service account request from the CLI's flags (`--scope` may hold several, space-separated).
+pub(crate) fn client_request(name: String, scope: &[String], audiences: Vec<String>) -> CreateClientRequest {
+    let scope = scope
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(str::to_owned)
+        .collect();
+    CreateClientRequest {
+        name,
+        scope,
+        audiences,
+    }
+}
+
+/// Prints a new service account with its secret, and says it will not be shown again.
+pub(crate) fn print_created(created: &tollgate_client::proto::admin::ClientWithSecret) -> anyhow::Result<()> {
+    print_json(created)?;
+    eprintln!("The client_secret is shown only this once.");
     Ok(())
+}
+
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value)?;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        // `tollgate … | head` closed the pipe: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 pub async fn keys(remote: &Remote, command: KeysCommand) -> anyhow::Result<()> {
@@ -211,22 +239,9 @@ pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()>
                 scope,
                 audience,
             } => {
-                let scope = scope
-                    .iter()
-                    .flat_map(|s| s.split_whitespace())
-                    .map(str::to_owned)
-                    .collect();
-                let created = c
-                    .create_client(&CreateClientRequest {
-                        name,
-                        scope,
-                        audiences: audience,
-                    })
-                    .await
-                    .context("cannot create client")?;
-                print_json(&created)?;
-                eprintln!("The client_secret is shown only this once.");
-                Ok(())
+                let req = client_request(name, &scope, audience);
+                let created = c.create_client(&req).await.context("cannot create client")?;
+                print_created(&created)
             }
             ClientCommand::List => print_json(&c.list_clients().await?),
             ClientCommand::Show { client_id } => print_json(&c.get_client(&client_id).await?),
@@ -248,7 +263,8 @@ pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()>
         AdminCommand::Secrets {
             command: SecretsCommand::Rotate,
         } => print_json(&c.rotate_secrets().await?),
-        AdminCommand::Audit { limit } => print_json(&c.audit(limit).await?),
+        AdminCommand::Audit(args) => crate::audit::admin_audit(&c, args).await,
+        AdminCommand::Org { command } => crate::org::run(&c, command).await,
         AdminCommand::Token { .. } => Ok(()),
     }
 }
@@ -289,11 +305,17 @@ async fn set_issuer_enabled(c: &Client, name: &str, enabled: bool) -> anyhow::Re
     print_json(&c.update_issuer(name, &spec).await?)
 }
 
+/// Splits `ISS=VALUE` (an upstream identity or org id); `usage` explains the form when it is not.
+pub(crate) fn split_iss<'a>(arg: &'a str, usage: &str) -> anyhow::Result<(&'a str, &'a str)> {
+    // Issuer URLs carry no `=`; subjects and upstream ids may (base64 padding), so split at the first.
+    arg.split_once('=').with_context(|| usage.to_owned())
+}
+
 fn identity(arg: &str) -> anyhow::Result<IdentityInfo> {
-    // Issuer URLs carry no `=`; subjects may (base64 padding), so split at the first.
-    let (iss, sub) = arg
-        .split_once('=')
-        .context("an identity is written ISS=SUB, e.g. https://clerk.example.com=user_2abc")?;
+    let (iss, sub) = split_iss(
+        arg,
+        "an identity is written ISS=SUB, e.g. https://clerk.example.com=user_2abc",
+    )?;
     Ok(IdentityInfo {
         iss: iss.to_owned(),
         sub: sub.to_owned(),

@@ -3,7 +3,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod admin;
+mod audit;
 mod debug;
+mod org;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +54,11 @@ enum Command {
         remote: Remote,
         #[command(subcommand)]
         command: admin::KeysCommand,
+    },
+    /// Verify the audit trail's hash chain offline (database and master key).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Diagnose tokens.
     Debug {
@@ -104,6 +111,11 @@ async fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Keys { remote, command } => admin::keys(&remote, command).await,
         Command::Admin { remote, command } => admin::admin(&remote, command).await,
+        Command::Audit { command } => match audit::run(command).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
         Command::Debug {
             remote,
             command: DebugCommand::Token(args),

@@ -298,3 +298,176 @@ fn debug_token_explains_a_refusal_step_by_step() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("three dot-separated parts"));
     server.terminate();
 }
+
+/// `tollgate admin audit` reads the trail through the API; `tollgate audit verify` checks
+/// its hash chain offline, and after an event is edited in the database exits 1 naming it.
+#[test]
+fn audit_verify_passes_then_names_the_tampered_event() {
+    if Command::new("sqlite3").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "sqlite3 is not installed (CI=true: this test may not skip)"
+        );
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIP: sqlite3 is not installed");
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let token = server.admin_token.clone().unwrap();
+    for name in ["svc1", "svc2"] {
+        server.cli(&token, &["admin", "client", "create", "--name", name]);
+    }
+    let page = server.cli(&token, &["admin", "audit", "--action", "client.", "--limit", "1"]);
+    assert_eq!(page["events"][0]["action"], "client.create");
+    assert_eq!(page["events"][0]["detail"]["name"], "svc2");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = server.cli(
+        &token,
+        &["admin", "audit", "--action", "client.", "--cursor", cursor],
+    );
+    assert_eq!(next["events"][0]["detail"]["name"], "svc1");
+    assert!(next["next_cursor"].is_null());
+    let jsonl = Command::new(BIN)
+        .args(["admin", "audit", "--jsonl", "--action", "client.create"])
+        .env("TOLLGATE_URL", &server.url)
+        .env("TOLLGATE_ADMIN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(jsonl.status.success());
+    let names: Vec<String> = String::from_utf8(jsonl.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["detail"]["name"].to_string())
+        .collect();
+    assert_eq!(names, [r#""svc1""#, r#""svc2""#], "oldest first");
+    server.terminate();
+
+    let verify = || {
+        Command::new(BIN)
+            .args(["audit", "verify"])
+            .current_dir(dir.path())
+            .env_remove("TOLLGATE_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["checked"], 3, "the bootstrap token and two clients");
+
+    let db = dir.path().join("tollgate-data").join("tollgate.db");
+    let edit = Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE audit_events SET actor = 'admin:someone-else' WHERE chain_seq = 2")
+        .output()
+        .unwrap();
+    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
+    let broken = verify();
+    assert_eq!(broken.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(
+        (report["ok"].clone(), report["first_broken_seq"].clone()),
+        (false.into(), 2.into())
+    );
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("BROKEN at seq 2"));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let missing = Command::new(BIN)
+        .args(["audit", "verify"])
+        .current_dir(elsewhere.path())
+        .env_remove("TOLLGATE_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        !elsewhere.path().join("tollgate-data").exists(),
+        "verification creates nothing"
+    );
+}
+
+/// `tollgate admin org …`: an org with an owner, a custom role, a second member, and a
+/// refusal (removing the last owner) that exits non-zero naming its reason.
+#[test]
+fn admin_org_members_and_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let token = server.admin_token.clone().unwrap();
+    let user = |sub: &str| {
+        let identity = format!("https://idp.example.com={sub}");
+        let created = server.cli(&token, &["admin", "user", "create", "--identity", &identity]);
+        created["id"].as_str().unwrap().to_owned()
+    };
+    let (alice, bob) = (user("alice"), user("bob"));
+
+    let org = server.cli(
+        &token,
+        &[
+            "admin",
+            "org",
+            "create",
+            "acme",
+            "--display-name",
+            "Acme",
+            "--owner",
+            &alice,
+        ],
+    );
+    assert_eq!(
+        (org["name"].as_str(), org["issuers"].is_null()),
+        (Some("acme"), true)
+    );
+    assert_eq!(org["display_name"], "Acme");
+
+    let role = server.cli(
+        &token,
+        &[
+            "admin",
+            "org",
+            "role-put",
+            "acme",
+            "release",
+            "registry:push",
+            "certificate:sign:*",
+        ],
+    );
+    assert_eq!(
+        role["permissions"],
+        serde_json::json!(["certificate:sign:*", "registry:push"]),
+        "stored sorted"
+    );
+    let roles = server.cli(&token, &["admin", "org", "roles", "acme"]);
+    let roles = roles.as_array().unwrap();
+    let release = roles.iter().find(|r| r["name"] == "release").unwrap();
+    assert_eq!(release["builtin"], false);
+    assert!(
+        roles.iter().any(|r| r["name"] == "owner" && r["builtin"] == true),
+        "{roles:?}"
+    );
+
+    let member = server.cli(
+        &token,
+        &["admin", "org", "member-set", "acme", &bob, "release", "viewer"],
+    );
+    assert_eq!(member["roles"], serde_json::json!(["release", "viewer"]));
+    let members = server.cli(&token, &["admin", "org", "members", "acme"]);
+    assert_eq!(members.as_array().unwrap().len(), 2);
+
+    let refused = Command::new(BIN)
+        .args(["admin", "org", "member-remove", "acme", &alice])
+        .env("TOLLGATE_URL", &server.url)
+        .env("TOLLGATE_ADMIN_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("last-owner"), "{stderr}");
+
+    let orgs = server.cli(&token, &["admin", "org", "list"]);
+    assert_eq!(orgs[0]["id"], org["id"]);
+    assert_eq!(orgs.as_array().unwrap().len(), 1);
+    server.terminate();
+}

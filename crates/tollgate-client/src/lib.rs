@@ -1,15 +1,18 @@
 //! The Rust SDK for tollgate's HTTP API. The CLI and the integration tests use it, so it
 //! covers every endpoint.
 
+mod audit;
+mod orgs;
+
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{
-    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, CreateUserRequest, IdentityInfo,
-    IssuerInfo, KeyInfo, RetireKeyRequest, RotateKeysRequest, RotateKeysResponse, SecretRotation,
-    SessionInfo, UserInfo, VerifyRequest, VerifyResponse,
+    ClientInfo, ClientWithSecret, CreateClientRequest, CreateUserRequest, IdentityInfo, IssuerInfo, KeyInfo,
+    RetireKeyRequest, RotateKeysRequest, RotateKeysResponse, SecretRotation, SessionInfo, UserInfo,
+    VerifyRequest, VerifyResponse,
 };
 use tollgate_proto::discovery::ServerMetadata;
 use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
@@ -32,6 +35,9 @@ pub enum Error {
     /// The call needs an admin token and none was configured.
     #[error("no admin token configured; set TOLLGATE_ADMIN_TOKEN")]
     NoAdminToken,
+    /// The call needs a user access token and none was set.
+    #[error("no user token set; see Client::with_user_token")]
+    NoUserToken,
 }
 
 impl Error {
@@ -66,6 +72,9 @@ pub struct TokenExchange<'a> {
     pub actor_token: Option<&'a str>,
     pub scope: Option<&'a str>,
     pub audience: Option<&'a str>,
+    /// The org the token should act in (id or name); by default the upstream token's org
+    /// claim or the user's only membership decides.
+    pub org: Option<&'a str>,
     /// Authenticate as this client; exchanges may also be made without.
     pub client: Option<&'a ClientCredentials>,
 }
@@ -80,6 +89,7 @@ impl<'a> TokenExchange<'a> {
             actor_token: None,
             scope: None,
             audience: None,
+            org: None,
             client: None,
         }
     }
@@ -109,6 +119,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     admin_token: Option<SecretString>,
+    /// A user access token for `/v1/me` and `/v1/orgs/…`; preferred over the admin token there.
+    user_token: Option<SecretString>,
 }
 
 fn form_encode(s: &str) -> String {
@@ -150,6 +162,7 @@ impl Client {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
             admin_token: None,
+            user_token: None,
         })
     }
 
@@ -263,6 +276,9 @@ impl Client {
         }
         if let Some(a) = request.audience {
             form.push(("audience", a));
+        }
+        if let Some(o) = request.org {
+            form.push(("org", o));
         }
         let mut req = self.http.post(self.url("/oauth/token"));
         if let Some(creds) = request.client {
@@ -486,12 +502,5 @@ impl Client {
                 .await?,
         )
         .await
-    }
-
-    pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEvent>> {
-        let req = self
-            .admin(self.http.get(self.url("/v1/admin/audit")))?
-            .query(&[("limit", limit)]);
-        decode(req.send().await?).await
     }
 }

@@ -31,6 +31,13 @@ pub struct AccessTokenClaims {
     /// whose version is older than the user's is refused (`user-version-stale`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_ver: Option<i64>,
+    /// The active org (its id): the tenant the token acts in. Tokens without one act in none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The subject's roles in `org` when the token was issued (RFC 9068 §7.2.1.1). tollgate's
+    /// own guard reads roles live; this is for the services behind it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// The upstream identity an exchanged token was issued for.
@@ -98,6 +105,8 @@ mod tests {
             upstream: None,
             act: None,
             user_ver: None,
+            org: None,
+            roles: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod alg;
 pub mod audience;
+pub mod authz;
 pub mod claims;
 pub mod client_grant;
 pub mod glob;

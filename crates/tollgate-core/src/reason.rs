@@ -96,6 +96,13 @@ reasons! {
     MethodNotAllowed = "method-not-allowed", "The resource exists but not with this HTTP method.";
     Conflict = "conflict", "The request conflicts with existing state (e.g. a name already taken).";
     InvalidKeyState = "invalid-key-state", "The signing key is not in a state that allows this operation.";
+    // Orgs and permissions
+    PermissionDenied = "permission-denied", "The caller's roles in the org do not grant what the operation needs; the message names the missing permissions.";
+    OrgNotMember = "org-not-member", "The user is not a member of the org the request names (by parameter or by the upstream token's org claim).";
+    OrgMismatch = "org-mismatch", "The token was issued for another org; exchange for a token in this org first.";
+    IssuerNotEnabledForOrg = "issuer-not-enabled-for-org", "The org does not accept sign-ins from this upstream issuer (see the org's issuers setting).";
+    LastOwner = "last-owner", "The change would leave the org without an owner; make another member owner first.";
+    GrantExceedsCaller = "grant-exceeds-caller", "A role may only grant, and a member may only be given, permissions the caller holds.";
     // Server side
     ServiceUnavailable = "service-unavailable", "A backing service (database) failed; the request was refused to fail closed. Retry later.";
     InternalError = "internal-error", "An unexpected internal error; it has been logged with its cause.";

@@ -112,6 +112,8 @@ fn realistic_claims(now: UnixTime) -> AccessTokenClaims {
         upstream: None,
         act: None,
         user_ver: None,
+        org: Some("org_k3v9x0q2m7b1n8c4z6wd".into()),
+        roles: vec!["member".into()],
     }
 }
 

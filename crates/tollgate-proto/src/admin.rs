@@ -28,6 +28,9 @@ pub struct ClientInfo {
     /// RFC 3339.
     pub created_at: String,
     pub disabled: bool,
+    /// The org the service account belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 /// A new or re-keyed service account with its secret, shown this once.
@@ -93,20 +96,8 @@ pub struct SecretRotation {
     pub version: i32,
 }
 
-/// One audit event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AuditEvent {
-    pub id: String,
-    pub at: String,
-    pub actor: String,
-    pub action: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    pub outcome: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub detail: serde_json::Value,
-}
+/// One audit event (defined with the other audit bodies).
+pub use crate::audit::AuditEvent;
 
 /// An upstream issuer as configured, with the state of its key cache.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -209,6 +200,10 @@ pub struct CreateUserRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionInfo {
     pub id: String,
+    pub user_id: String,
+    /// The org the session's tokens act in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     pub client_id: String,
     pub scope: String,
     pub audience: String,

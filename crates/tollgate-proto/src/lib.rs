@@ -4,9 +4,11 @@
 //! RFC 3339 strings; times inside OAuth responses follow their RFCs (seconds).
 
 pub mod admin;
+pub mod audit;
 pub mod discovery;
 pub mod oauth;
 pub mod ops;
+pub mod orgs;
 
 /// The error body of every refusal: RFC 6749 §5.2 fields plus tollgate's reason code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

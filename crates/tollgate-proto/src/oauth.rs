@@ -38,6 +38,10 @@ pub struct TokenRequest {
     /// Logical audience (RFC 8693 style); same rules as `resource`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// Token exchange: the org (id or name) the token acts in; by default the upstream
+    /// token's org claim (if bound to an org) or the user's only membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     /// For client_secret_post; prefer HTTP Basic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,

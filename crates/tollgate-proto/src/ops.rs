@@ -29,6 +29,12 @@ pub struct AuthStatus {
     /// For exchanged tokens with an actor: who acts for the subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// The org the token acts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The subject's roles in that org when the token was issued.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// The upstream identity an exchanged token was issued for.

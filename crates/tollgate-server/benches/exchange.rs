@@ -351,6 +351,8 @@ impl Fixture {
             }),
             act: None,
             user_ver: None,
+            org: None,
+            roles: Vec::new(),
         };
         jws::sign(&self.access_key, "at+jwt", &claims).expect("access-token signing")
     }
@@ -546,6 +548,8 @@ fn print_breakdown(f: &Fixture) {
         }),
         act: None,
         user_ver: None,
+        org: None,
+        roles: Vec::new(),
     };
     let actor = format!("upstream:{}:{}", issuer.name, verified.identity.subject);
     let detail = json!({

@@ -45,6 +45,8 @@ pub enum StartError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Issuers(#[from] RegistryError),
+    #[error(transparent)]
+    AuditChain(#[from] crate::audit_chain::AuditChainError),
 }
 
 /// A ready-to-serve application.
@@ -80,6 +82,7 @@ impl App {
             rotate_after: config.keys.rotate_after,
         };
         let keys = KeyRing::start(store.clone(), master.clone(), clock.clone(), policy).await?;
+        let audit_chain = Arc::new(crate::audit_chain::AuditChain::start(&*store, &master, &clock).await?);
         let hashing = SecretHashing::start(store.clone(), master, clock.clone()).await?;
         let metrics = Arc::new(Metrics::new());
         let registry = Arc::new(IssuerRegistry::start(store.clone(), config.issuers.clone()).await?);
@@ -103,6 +106,7 @@ impl App {
             clock,
             metrics,
             upstream,
+            audit_chain,
         };
         let new_admin_token = crate::admin_tokens::bootstrap(&state).await.map_err(|e| {
             StartError::Bootstrap(format!("cannot create the bootstrap admin token: {}", e.message))
@@ -119,6 +123,7 @@ impl App {
         crate::routes::routes()
             .layer(middleware::from_fn_with_state(self.state.clone(), record_metrics))
             .layer(middleware::from_fn_with_state(self.state.clone(), deadline))
+            .layer(middleware::from_fn(audit_request_id))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(|req: &Request| {
@@ -196,6 +201,18 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
             .into_response()
         }
     }
+}
+
+/// Audit events written while serving a request carry its `x-request-id` (set or kept by
+/// `SetRequestIdLayer`, which runs before this).
+async fn audit_request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 256)
+        .map(str::to_owned);
+    crate::audit::with_request_id(id, next.run(req)).await
 }
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -18,7 +18,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Validates and creates a service account; returns it with its secret (shown once).
-pub async fn create(state: &AppState, req: &CreateClientRequest) -> Result<ClientWithSecret, ApiError> {
+/// `org_id`: the org it belongs to (its tokens carry it as `org`), or `None` for the platform.
+pub async fn create(
+    state: &AppState,
+    req: &CreateClientRequest,
+    org_id: Option<&str>,
+) -> Result<ClientWithSecret, ApiError> {
     if !valid_name(&req.name) {
         return Err(ApiError::new(
             Reason::InvalidParameter,
@@ -45,6 +50,7 @@ pub async fn create(state: &AppState, req: &CreateClientRequest) -> Result<Clien
         audiences: audiences.iter().map(ToString::to_string).collect(),
         created_at: state.clock.now().0,
         disabled_at: None,
+        org_id: org_id.map(str::to_owned),
     };
     match state.store.create_client(&record).await {
         Ok(()) => {}
@@ -166,5 +172,6 @@ pub fn info(record: &ClientRecord) -> ClientInfo {
         audiences: record.audiences.clone(),
         created_at: crate::rfc3339(record.created_at),
         disabled: record.disabled_at.is_some(),
+        org: record.org_id.clone(),
     }
 }

@@ -94,10 +94,22 @@ pub struct KeysConfig {
 }
 
 /// Local users.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsersConfig {
     pub registration_mode: RegistrationMode,
+    /// The audience a user's access token must carry to call tollgate's own API
+    /// (`/v1/me`, `/v1/orgs/…`): tokens minted for other services are not accepted there.
+    pub api_audience: String,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        Self {
+            registration_mode: RegistrationMode::default(),
+            api_audience: "tollgate".to_owned(),
+        }
+    }
 }
 
 /// Whether a new upstream identity becomes a user on its first exchange.

@@ -142,7 +142,10 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         TokenMissing | AdminAuthRequired | AdminAuthFailed => (StatusCode::UNAUTHORIZED, "unauthorized"),
         NotFound => (StatusCode::NOT_FOUND, "not_found"),
         MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        Conflict | InvalidKeyState => (StatusCode::CONFLICT, "conflict"),
+        Conflict | InvalidKeyState | LastOwner => (StatusCode::CONFLICT, "conflict"),
+        PermissionDenied | OrgNotMember | OrgMismatch | IssuerNotEnabledForOrg | GrantExceedsCaller => {
+            (StatusCode::FORBIDDEN, "access_denied")
+        }
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     }

@@ -1,6 +1,7 @@
 //! RFC 8693 token exchange: a token from a trusted upstream issuer in, a tollgate access
 //! token out, carrying what the issuer's grant policy allows of what was asked.
 
+use crate::audit::AuditEvent;
 use crate::clients;
 use crate::error::ApiError;
 use crate::extract::client_auth::presented_client;
@@ -170,6 +171,16 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
             return Err(e.as_invalid_grant());
         }
     };
+    let active = match crate::orgs::resolve_for_exchange(state, &user, id, form.one("org")?).await {
+        Ok(a) => a,
+        Err(e) => {
+            count(state, Some(&subject), Some(e.reason));
+            let detail =
+                json!({"issuer": issuer.name, "subject": id.subject, "user": user.id, "why": e.message});
+            crate::audit::record(state, &actor_name, "token.exchange", None, Some(e.reason), detail).await?;
+            return Err(e.as_invalid_grant());
+        }
+    };
     let token_subject = Subject {
         sub: user.id.clone(),
         user_ver: Some(user.user_ver),
@@ -190,12 +201,15 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
             iss: a.identity.issuer.clone(),
             act: None,
         }),
+        org: active.as_ref().map(|a| a.org.id.clone()),
+        roles: active.as_ref().map(|a| a.roles.clone()).unwrap_or_default(),
     };
     let upstream = token_subject.upstream.clone();
     let client_id = token_subject.client_id.clone();
     let issued = tokens::issue(state, token_subject, &grant)?;
     let refresh_token = if issuer.refresh_tokens && actor.is_none() {
-        Some(crate::sessions::start(state, &user, &client_id, &grant, upstream.as_ref()).await?)
+        let org_id = active.as_ref().map(|a| a.org.id.as_str());
+        Some(crate::sessions::start(state, &user, &client_id, &grant, upstream.as_ref(), org_id).await?)
     } else {
         None
     };
@@ -204,7 +218,12 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
         "issuer": issuer.name, "subject": id.subject, "user": c.sub, "client_id": c.client_id, "aud": c.aud, "scope": c.scope,
         "exp": c.exp, "actor": actor.as_ref().map(|a| format!("{}:{}", a.issuer.name, a.identity.subject)),
     });
-    crate::audit::record(state, &actor_name, "token.exchange", Some(&c.jti), None, detail).await?;
+    let mut event = AuditEvent::new(&actor_name, "token.exchange")
+        .target(&c.sub)
+        .credential(&c.jti)
+        .detail(detail);
+    event.org_id.clone_from(&c.org);
+    crate::audit::record_event(state, event).await?;
     count(state, Some(&subject), None);
     Ok(TokenResponse {
         access_token: issued.token,

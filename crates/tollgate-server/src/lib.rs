@@ -8,6 +8,8 @@
 pub mod admin_tokens;
 pub mod app;
 pub mod audit;
+pub mod audit_chain;
+pub mod authz;
 pub mod clients;
 pub mod clock;
 pub mod config;
@@ -19,6 +21,7 @@ pub mod hashing;
 pub mod keyring;
 pub mod metrics;
 pub mod openapi;
+pub mod orgs;
 pub mod routes;
 pub mod sessions;
 pub mod snapshot;

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use tollgate_proto::{ErrorBody, admin, discovery, oauth, ops};
+use tollgate_proto::{ErrorBody, admin, audit, discovery, oauth, ops, orgs};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -17,12 +17,20 @@ use crate::routes;
         routes::admin::delete_client, routes::admin::rotate_client_secret,
         routes::admin::disable_client, routes::admin::enable_client,
         routes::admin::list_keys, routes::admin::rotate_keys, routes::admin::retire_key,
-        routes::admin::rotate_secrets, routes::admin::list_audit,
+        routes::admin::rotate_secrets,
+        routes::audit::list, routes::audit::export, routes::audit::verify,
         routes::issuers::list, routes::issuers::create, routes::issuers::update, routes::issuers::delete,
         routes::issuers::verify,
         routes::users::list, routes::users::create, routes::users::get, routes::users::link,
         routes::users::logout, routes::users::disable, routes::users::enable,
         routes::users::sessions, routes::users::revoke_session,
+        routes::orgs::create, routes::orgs::list, routes::orgs::bind_external, routes::orgs::unbind_external,
+        routes::orgs::get, routes::orgs::set_issuers, routes::orgs::members, routes::orgs::set_member,
+        routes::orgs::remove_member, routes::orgs::roles, routes::orgs::put_role, routes::orgs::delete_role,
+        routes::orgs::service_accounts, routes::orgs::create_service_account,
+        routes::orgs::revoke_service_accounts, routes::orgs::sessions, routes::orgs::revoke_session,
+        routes::orgs::audit,
+        routes::me::get, routes::me::sessions, routes::me::revoke_session, routes::me::logout, routes::me::revoke_token,
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics, routes::ops::openapi,
     ),
     components(schemas(
@@ -33,6 +41,10 @@ use crate::routes;
         admin::SecretRotation, admin::AuditEvent, admin::IssuerInfo, admin::VerifyRequest,
         admin::VerifyResponse, admin::VerifyStep, ops::UpstreamInfo,
         admin::IdentityInfo, admin::UserInfo, admin::CreateUserRequest, admin::SessionInfo,
+        audit::AuditPage, audit::AuditVerification,
+        orgs::CreateOrgRequest, orgs::ExternalOrgId, orgs::OrgInfo, orgs::SetIssuersRequest, orgs::MemberInfo,
+        orgs::SetMemberRequest, orgs::RoleInfo, orgs::PutRoleRequest, orgs::RevokedServiceAccounts,
+        orgs::MembershipInfo, orgs::MeInfo, orgs::RevokeTokenRequest,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -41,6 +53,8 @@ use crate::routes;
         (name = "tokens", description = "Token diagnostics"),
         (name = "admin", description = "Administration (admin bearer token)"),
         (name = "issuers", description = "Trusted upstream issuers and token diagnostics (admin bearer token)"),
+        (name = "orgs", description = "Orgs, members, roles, org service accounts, sessions and audit (user token with the org's permissions, or admin token)"),
+        (name = "me", description = "The calling user's own profile and sessions (user token)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]

@@ -7,6 +7,7 @@
 //! also ends at its absolute lifetime, after `refresh_idle_ttl` unused, when its user's
 //! `user_ver` moves on (logout everywhere, disable), or when revoked.
 
+use crate::audit::AuditEvent;
 use crate::clients;
 use crate::error::ApiError;
 use crate::extract::client_auth::presented_client;
@@ -40,6 +41,7 @@ pub async fn start(
     client_id: &str,
     grant: &Grant,
     upstream: Option<&UpstreamSubject>,
+    org_id: Option<&str>,
 ) -> Result<String, ApiError> {
     let now = state.clock.now();
     let session = SessionRecord {
@@ -55,6 +57,7 @@ pub async fn start(
         last_used_at: now.0,
         revoked_at: None,
         revoked_reason: None,
+        org_id: org_id.map(str::to_owned),
     };
     let (token, hash) = mint(state);
     state.store.create_session(&session, &hash).await?;
@@ -159,6 +162,22 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
         .map_err(|e| ApiError::unavailable(&StoreError::Corrupt(format!("session {}: {e}", session.id))))?;
     let issuer_grant = check_issuer(state, &session, upstream.as_ref()).await?;
     let grant = narrowed_grant(state, &session, form, issuer_grant.as_ref(), now)?;
+    // Roles are looked up again: a role change since the last refresh shows in this token.
+    let issuer_name = upstream.as_ref().map(|u| u.name.as_str());
+    let active = match crate::orgs::resolve_for_session(
+        state,
+        session.org_id.as_deref(),
+        &session.user_id,
+        issuer_name,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            end(state, &session, e.reason).await?;
+            return Err(e.as_invalid_grant());
+        }
+    };
     // Sign before spending the token: once it is spent, a failure would leave the client
     // with nothing but a token whose reuse revokes its session.
     let subject = Subject {
@@ -167,6 +186,8 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
         upstream,
         act: None,
         user_ver: Some(session.user_ver),
+        org: active.as_ref().map(|a| a.org.id.clone()),
+        roles: active.map(|a| a.roles).unwrap_or_default(),
     };
     let issued = tokens::issue(state, subject, &grant)?;
     let (next, next_hash) = mint(state);
@@ -175,16 +196,19 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
         .rotate_refresh(&session.id, session.user_ver, &hash, &next_hash, now.0)
         .await?
     {
-        // Spent or revoked between our read and our write.
-        let revoked = state
-            .store
-            .get_session(&session.id)
-            .await?
-            .is_none_or(|s| s.revoked_at.is_some());
-        if revoked {
+        // Spent, revoked or moved to a new user version between our read and our write.
+        let current = state.store.get_session(&session.id).await?;
+        if current.as_ref().is_none_or(|s| s.revoked_at.is_some()) {
             return Err(refused(
                 Reason::SessionRevoked,
                 "this session has been revoked; sign in again",
+            ));
+        }
+        if current.is_some_and(|s| s.user_ver != session.user_ver) {
+            // A role change carried the session to a new version; the token is unspent.
+            return Err(ApiError::new(
+                Reason::Conflict,
+                "the session changed while refreshing (a role change); retry with the same refresh token",
             ));
         }
         end(state, &session, Reason::RefreshTokenReused).await?;
@@ -193,16 +217,14 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
             "this refresh token was already used; the session has been revoked",
         ));
     }
-    let detail = json!({"session": session.id, "aud": issued.claims.aud, "scope": issued.claims.scope});
-    crate::audit::record(
-        state,
-        &format!("user:{}", session.user_id),
-        "token.refresh",
-        Some(&issued.claims.jti),
-        None,
-        detail,
-    )
-    .await?;
+    let c = &issued.claims;
+    let detail = json!({"session": session.id, "aud": c.aud, "scope": c.scope, "roles": c.roles});
+    let mut event = AuditEvent::new(format!("user:{}", session.user_id), "token.refresh")
+        .target(&session.id)
+        .credential(&c.jti)
+        .detail(detail);
+    event.org_id.clone_from(&c.org);
+    crate::audit::record_event(state, event).await?;
     Ok(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer".to_owned(),
@@ -303,6 +325,42 @@ fn narrowed_grant(
     })
 }
 
+/// A session as the API shows it.
+#[must_use]
+pub fn info(s: SessionRecord) -> tollgate_proto::admin::SessionInfo {
+    tollgate_proto::admin::SessionInfo {
+        id: s.id,
+        user_id: s.user_id,
+        org: s.org_id,
+        client_id: s.client_id,
+        scope: s.scope,
+        audience: s.audience,
+        created_at: crate::rfc3339(s.created_at),
+        expires_at: crate::rfc3339(s.expires_at),
+        last_used_at: crate::rfc3339(s.last_used_at),
+        revoked_at: s.revoked_at.map(crate::rfc3339),
+        revoked_reason: s.revoked_reason,
+    }
+}
+
+/// Ends a session on behalf of `actor` (user, org admin or operator), audited; false if it
+/// had ended already.
+pub async fn revoke(state: &AppState, session: &SessionRecord, actor: &str) -> Result<bool, ApiError> {
+    if !state
+        .store
+        .revoke_session(&session.id, "revoked", state.clock.now().0)
+        .await?
+    {
+        return Ok(false);
+    }
+    let mut event = AuditEvent::new(actor, "session.revoke")
+        .target(&session.id)
+        .detail(json!({"user": session.user_id}));
+    event.org_id.clone_from(&session.org_id);
+    crate::audit::record_event(state, event).await?;
+    Ok(true)
+}
+
 /// Revokes the session a refresh token belongs to (RFC 7009); unknown tokens are ignored.
 /// A client may revoke only its own sessions (`caller_client`: `None` for administrators).
 pub async fn revoke_by_token(
@@ -326,13 +384,6 @@ pub async fn revoke_by_token(
             "only the client a session belongs to may revoke it",
         ));
     }
-    if state
-        .store
-        .revoke_session(&session.id, "revoked", state.clock.now().0)
-        .await?
-    {
-        let detail = json!({"user": session.user_id});
-        crate::audit::record(state, actor, "session.revoke", Some(&session.id), None, detail).await?;
-    }
+    revoke(state, &session, actor).await?;
     Ok(())
 }

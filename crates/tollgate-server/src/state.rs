@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Trusted upstream issuers, their keys and the verifier of their tokens.
     pub upstream: Arc<UpstreamVerifier>,
+    /// The key that hash-chains audit events.
+    pub audit_chain: Arc<crate::audit_chain::AuditChain>,
 }
 
 impl AppState {

@@ -27,6 +27,9 @@ pub struct Subject {
     pub act: Option<Actor>,
     /// The local user's version, for tokens of users.
     pub user_ver: Option<i64>,
+    /// The active org and the subject's roles in it.
+    pub org: Option<String>,
+    pub roles: Vec<String>,
 }
 
 /// `client_id` of tokens exchanged without client authentication.
@@ -45,6 +48,8 @@ impl Subject {
             upstream: None,
             act: None,
             user_ver: None,
+            org: client.org_id.clone(),
+            roles: Vec::new(),
         }
     }
 }
@@ -65,6 +70,8 @@ pub fn issue(state: &AppState, subject: Subject, grant: &Grant) -> Result<Issued
         upstream: subject.upstream,
         act: subject.act,
         user_ver: subject.user_ver,
+        org: subject.org,
+        roles: subject.roles,
     };
     let keys = state.keys.snapshot();
     let key = keys.signer(ACCESS).ok_or_else(|| {

@@ -9,6 +9,7 @@
 
 mod records;
 mod sql;
+mod sql_audit;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -110,6 +111,10 @@ pub trait Clients {
         old: &SecretHash,
         new: &SecretHash,
     ) -> Result<bool>;
+    /// An org's service accounts.
+    async fn clients_of_org(&self, org_id: &str) -> Result<Vec<ClientRecord>>;
+    /// Disables every enabled service account of an org; the ids it disabled.
+    async fn disable_org_clients(&self, org_id: &str, now: i64) -> Result<Vec<String>>;
     /// Sets or clears `disabled_at`; false if the client does not exist.
     async fn set_client_disabled(&self, client_id: &str, disabled_at: Option<i64>) -> Result<bool>;
     async fn delete_client(&self, client_id: &str) -> Result<bool>;
@@ -177,8 +182,48 @@ pub trait Sessions {
     /// Revokes a session; false if it does not exist or was revoked already.
     async fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
     async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>>;
+    /// The sessions for an org, newest first.
+    async fn sessions_of_org(&self, org_id: &str) -> Result<Vec<SessionRecord>>;
     /// A user's sessions, newest first.
     async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>>;
+}
+
+/// Orgs (tenants), their members, custom roles and bound upstream orgs.
+#[async_trait]
+pub trait Orgs {
+    /// Creates an org, with its first member (the owner) if given, in one transaction.
+    /// `Conflict` if the name is taken.
+    async fn create_org(&self, org: &OrgRecord, first_member: Option<&MembershipRecord>) -> Result<()>;
+    /// An org by id or by name.
+    async fn find_org(&self, id_or_name: &str) -> Result<Option<OrgRecord>>;
+    async fn list_orgs(&self) -> Result<Vec<OrgRecord>>;
+    /// Replaces display name and allowed issuers; false if there is no such org.
+    async fn update_org(&self, org: &OrgRecord) -> Result<bool>;
+
+    /// Binds an upstream org (`iss`, external id) to an org. `Conflict` if bound already.
+    async fn bind_external_org(&self, binding: &ExternalOrgRecord) -> Result<()>;
+    async fn unbind_external_org(&self, org_id: &str, iss: &str, external_id: &str) -> Result<bool>;
+    async fn org_by_external(&self, iss: &str, external_id: &str) -> Result<Option<OrgRecord>>;
+    async fn external_orgs_of(&self, org_id: &str) -> Result<Vec<ExternalOrgRecord>>;
+
+    async fn get_membership(&self, org_id: &str, user_id: &str) -> Result<Option<MembershipRecord>>;
+    /// A user's memberships, oldest first.
+    async fn memberships_of(&self, user_id: &str) -> Result<Vec<MembershipRecord>>;
+    /// An org's members, oldest first.
+    async fn members_of(&self, org_id: &str) -> Result<Vec<MembershipRecord>>;
+    /// Adds a member or replaces their roles, bumping their `user_ver` and carrying their
+    /// live sessions over to it, in one transaction serialized per org. Refused with
+    /// [`MembershipChange::LastOwner`] (nothing written) if the org would lose its last owner.
+    async fn set_membership(&self, m: &MembershipRecord) -> Result<MembershipChange>;
+    /// Removes a member, with the same rules as [`Orgs::set_membership`].
+    async fn remove_membership(&self, org_id: &str, user_id: &str, now: i64) -> Result<MembershipChange>;
+
+    async fn list_roles(&self, org_id: &str) -> Result<Vec<RoleRecord>>;
+    async fn get_role(&self, org_id: &str, name: &str) -> Result<Option<RoleRecord>>;
+    /// Creates or replaces a custom role.
+    async fn put_role(&self, role: &RoleRecord) -> Result<()>;
+    /// Deletes a custom role; `Conflict` (nothing written) while a member holds it.
+    async fn delete_role(&self, org_id: &str, name: &str) -> Result<bool>;
 }
 
 /// The `jti` denylist of revoked tokens; entries go when the token would have expired.
@@ -190,12 +235,24 @@ pub trait Revocations {
     async fn purge_expired_revocations(&self, now: i64) -> Result<u64>;
 }
 
-/// The append-only audit trail.
+/// The caller's keyed hash of one chain link (the store does no crypto).
+pub type ChainLinkFn = dyn Fn(&ChainInput<'_>) -> [u8; 32] + Send + Sync;
+
+/// The append-only audit trail, hash-chained: every event appended here takes the next
+/// chain sequence number and stores the hash of its predecessor and its own hash.
 #[async_trait]
 pub trait Audit {
-    async fn append_audit(&self, event: &AuditRecord) -> Result<()>;
-    /// Newest first, at most `limit`.
-    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+    /// Appends `event` as the next link of the chain, in one transaction: takes the chain
+    /// head (a row lock that serializes concurrent appenders on every backend), stores the
+    /// event with `link(seq, prev_hash, event)` as its hash and moves the head to it.
+    async fn append_audit(&self, event: &AuditRecord, link: &ChainLinkFn) -> Result<ChainPosition>;
+    /// Events matching `q`, newest first (or oldest first), at most `q.limit`.
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredAudit>>;
+    /// Chained events with `chain_seq > after_seq`, in chain order, at most `limit`.
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredAudit>>;
+    /// The head of the chain: the last chain sequence number and its hash (0 and all
+    /// zeros before the first chained event).
+    async fn audit_head(&self) -> Result<ChainPosition>;
 }
 
 /// Everything tollgate stores.
@@ -208,6 +265,7 @@ pub trait Store:
     + Issuers
     + Users
     + Sessions
+    + Orgs
     + Revocations
     + Audit
     + Send
@@ -225,6 +283,7 @@ impl<T> Store for T where
         + Issuers
         + Users
         + Sessions
+        + Orgs
         + Revocations
         + Audit
         + Send

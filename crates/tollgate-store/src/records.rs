@@ -129,6 +129,8 @@ pub struct ClientRecord {
     pub audiences: Vec<String>,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    /// The org the service account belongs to; `None` for platform service accounts.
+    pub org_id: Option<String>,
 }
 
 /// An admin API token.
@@ -157,6 +159,61 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     /// Extra facts as a JSON object.
     pub detail: String,
+    /// The org the event concerns, if any.
+    pub org_id: Option<String>,
+    /// The credential acted with or on: a token's `jti` or a certificate serial.
+    pub credential_id: Option<String>,
+    /// The `x-request-id` of the HTTP request that caused the event.
+    pub request_id: Option<String>,
+}
+
+/// A place in the audit hash chain: the chain sequence number and the hash there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainPosition {
+    pub seq: i64,
+    pub hash: [u8; 32],
+}
+
+/// What the caller's link function of [`crate::Audit::append_audit`] hashes: the event, its
+/// chain sequence number and the hash of its predecessor (all zero for the first event).
+#[derive(Debug, Clone, Copy)]
+pub struct ChainInput<'a> {
+    pub seq: i64,
+    pub prev_hash: &'a [u8; 32],
+    pub event: &'a AuditRecord,
+}
+
+/// An audit event as stored, with its place in the table and in the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAudit {
+    /// Position in the table, increasing with every append; the pagination cursor.
+    pub seq: i64,
+    /// Position in the hash chain; `None` for events written before the chain existed.
+    pub chain_seq: Option<i64>,
+    pub prev_hash: Option<Vec<u8>>,
+    pub hash: Option<Vec<u8>>,
+    pub event: AuditRecord,
+}
+
+/// Which audit events to read. Every filter is optional; results are newest first unless
+/// `oldest_first`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub org_id: Option<String>,
+    pub actor: Option<String>,
+    /// An exact action, or, ending with `.` (`token.`), every action with that prefix.
+    pub action: Option<String>,
+    /// Events at or after this Unix time.
+    pub since: Option<i64>,
+    /// Events before this Unix time (exclusive).
+    pub until: Option<i64>,
+    /// Events with `seq` below this (the cursor of newest-first pages).
+    pub before: Option<i64>,
+    /// Events with `seq` above this (the cursor of oldest-first pages).
+    pub after: Option<i64>,
+    pub oldest_first: bool,
+    /// At most this many events.
+    pub limit: u32,
 }
 
 /// An upstream issuer created through the admin API; `spec` is its JSON specification.
@@ -207,6 +264,8 @@ pub struct SessionRecord {
     pub last_used_at: i64,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// The org the session's tokens are for (its roles are looked up on each refresh).
+    pub org_id: Option<String>,
 }
 
 /// A refresh token of a session, by its keyed hash.
@@ -216,4 +275,62 @@ pub struct RefreshRecord {
     pub created_at: i64,
     /// When it was exchanged for its successor; presenting it again is reuse.
     pub used_at: Option<i64>,
+}
+
+/// An org (tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRecord {
+    /// `org_…`
+    pub id: String,
+    /// Unique, URL-safe; usable wherever an org id is.
+    pub name: String,
+    pub display_name: Option<String>,
+    /// Issuer names allowed to sign in to the org; `None` = every enabled issuer.
+    pub issuers: Option<Vec<String>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A user's membership of an org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipRecord {
+    pub org_id: String,
+    pub user_id: String,
+    /// Role names: built-in or the org's custom roles.
+    pub roles: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A custom role of an org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    pub org_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// Grants: permissions, `prefix:*` or `*`.
+    pub permissions: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An upstream org bound to a tollgate org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalOrgRecord {
+    pub iss: String,
+    pub external_id: String,
+    pub org_id: String,
+    pub created_at: i64,
+}
+
+/// What a membership change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Done; the user's new `user_ver` (their older access tokens are refused; their
+    /// sessions continue and get the new roles on the next refresh).
+    Done { user_ver: i64 },
+    /// Refused: the org would have no owner left. Nothing was written.
+    LastOwner,
+    /// The org, the user or (for removals) the membership does not exist.
+    NotFound,
 }

@@ -2,10 +2,12 @@
 //! `ON CONFLICT`, partial unique indexes), so one macro body implements every trait for
 //! both; only connecting and the migrations differ.
 
+mod orgs;
+
 use crate::{
-    AdminTokenRecord, AdminTokens, Audit, AuditRecord, ClientRecord, Clients, Health, IdentityRecord,
-    IssuerRecord, Issuers, KeyRecord, KeyRotation, KeyState, RefreshRecord, Result, Revocations, SecretHash,
-    ServerSecretRecord, ServerSecrets, SessionRecord, Sessions, SigningKeys, StoreError, UserRecord, Users,
+    AdminTokenRecord, AdminTokens, ClientRecord, Clients, Health, IdentityRecord, IssuerRecord, Issuers,
+    KeyRecord, KeyRotation, KeyState, RefreshRecord, Result, Revocations, SecretHash, ServerSecretRecord,
+    ServerSecrets, SessionRecord, Sessions, SigningKeys, StoreError, UserRecord, Users,
 };
 use async_trait::async_trait;
 use sqlx::Row as _;
@@ -15,13 +17,13 @@ use std::time::Duration;
 /// The embedded SQLite backend (default; one file in the data directory).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    pub(crate) pool: sqlx::SqlitePool,
 }
 
 /// The PostgreSQL backend (for several replicas).
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: sqlx::PgPool,
+    pub(crate) pool: sqlx::PgPool,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -100,10 +102,10 @@ fn insert_key_sql() -> String {
 const USER_COLUMNS: &str = "id, email, user_ver, created_at, disabled_at";
 
 const SESSION_COLUMNS: &str = "id, user_id, user_ver, client_id, scope, audience, upstream, created_at, expires_at, \
-     last_used_at, revoked_at, revoked_reason";
+     last_used_at, revoked_at, revoked_reason, org_id";
 
 const CLIENT_COLUMNS: &str =
-    "client_id, name, secret_version, secret_hash, scope, audiences, created_at, disabled_at";
+    "client_id, name, secret_version, secret_hash, scope, audiences, created_at, disabled_at, org_id";
 
 macro_rules! sql_store {
     ($store:ty, $db:ty, $row:ty, $name:literal) => {
@@ -164,6 +166,7 @@ macro_rules! sql_store {
                     last_used_at: r.try_get("last_used_at")?,
                     revoked_at: r.try_get("revoked_at")?,
                     revoked_reason: r.try_get("revoked_reason")?,
+                    org_id: r.try_get("org_id")?,
                 })
             }
 
@@ -176,6 +179,7 @@ macro_rules! sql_store {
                     audiences: audiences_from_text(r.try_get::<&str, _>("audiences")?),
                     created_at: r.try_get("created_at")?,
                     disabled_at: r.try_get("disabled_at")?,
+                    org_id: r.try_get("org_id")?,
                 })
             }
         }
@@ -322,7 +326,7 @@ macro_rules! sql_store {
         impl Clients for $store {
             async fn create_client(&self, c: &ClientRecord) -> Result<()> {
                 sqlx::query(&format!(
-                    "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 ))
                 .bind(&c.client_id)
                 .bind(&c.name)
@@ -332,6 +336,7 @@ macro_rules! sql_store {
                 .bind(audiences_to_text(&c.audiences))
                 .bind(c.created_at)
                 .bind(c.disabled_at)
+                .bind(&c.org_id)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -366,6 +371,27 @@ macro_rules! sql_store {
                 .await?
                 .rows_affected();
                 Ok(n == 1)
+            }
+
+            async fn clients_of_org(&self, org_id: &str) -> Result<Vec<ClientRecord>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {CLIENT_COLUMNS} FROM clients WHERE org_id = $1 ORDER BY created_at, client_id"
+                ))
+                .bind(org_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::client_from_row).collect()
+            }
+
+            async fn disable_org_clients(&self, org_id: &str, now: i64) -> Result<Vec<String>> {
+                let rows = sqlx::query(
+                    "UPDATE clients SET disabled_at = $1 WHERE org_id = $2 AND disabled_at IS NULL RETURNING client_id",
+                )
+                .bind(now)
+                .bind(org_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| r.try_get("client_id").map_err(StoreError::from)).collect()
             }
 
             async fn set_client_disabled(&self, client_id: &str, disabled_at: Option<i64>) -> Result<bool> {
@@ -586,7 +612,7 @@ macro_rules! sql_store {
             async fn create_session(&self, x: &SessionRecord, first: &SecretHash) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(&format!(
-                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 ))
                 .bind(&x.id)
                 .bind(&x.user_id)
@@ -600,6 +626,7 @@ macro_rules! sql_store {
                 .bind(x.last_used_at)
                 .bind(x.revoked_at)
                 .bind(&x.revoked_reason)
+                .bind(&x.org_id)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("INSERT INTO refresh_tokens (hash, hash_version, session_id, created_at) VALUES ($1, $2, $3, $4)")
@@ -699,6 +726,16 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::session_from_row).transpose()
             }
 
+            async fn sessions_of_org(&self, org_id: &str) -> Result<Vec<SessionRecord>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE org_id = $1 ORDER BY created_at DESC, id"
+                ))
+                .bind(org_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::session_from_row).collect()
+            }
+
             async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>> {
                 let rows = sqlx::query(&format!(
                     "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id"
@@ -740,51 +777,6 @@ macro_rules! sql_store {
                     .await?
                     .rows_affected();
                 Ok(n)
-            }
-        }
-
-        #[async_trait]
-        impl Audit for $store {
-            async fn append_audit(&self, e: &AuditRecord) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO audit_events (id, at, actor, action, target, outcome, reason, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&e.id)
-                .bind(e.at)
-                .bind(&e.actor)
-                .bind(&e.action)
-                .bind(&e.target)
-                .bind(&e.outcome)
-                .bind(&e.reason)
-                .bind(&e.detail)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>> {
-                let rows = sqlx::query(
-                    "SELECT id, at, actor, action, target, outcome, reason, detail FROM audit_events \
-                     ORDER BY seq DESC LIMIT $1",
-                )
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(AuditRecord {
-                            id: r.try_get("id")?,
-                            at: r.try_get("at")?,
-                            actor: r.try_get("actor")?,
-                            action: r.try_get("action")?,
-                            target: r.try_get("target")?,
-                            outcome: r.try_get("outcome")?,
-                            reason: r.try_get("reason")?,
-                            detail: r.try_get("detail")?,
-                        })
-                    })
-                    .collect()
             }
         }
     };

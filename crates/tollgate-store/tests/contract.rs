@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 use tollgate_store::{
-    AdminTokenRecord, AuditRecord, ClientRecord, KeyRecord, KeyRotation, KeyState, SecretHash,
-    ServerSecretRecord, Store, StoreError,
+    AdminTokenRecord, AuditQuery, AuditRecord, ChainInput, ClientRecord, KeyRecord, KeyRotation, KeyState,
+    SecretHash, ServerSecretRecord, Store, StoreError,
 };
 
 fn key(kid: &str, state: KeyState) -> KeyRecord {
@@ -37,6 +37,7 @@ fn client(id: &str, name: &str) -> ClientRecord {
         audiences: vec!["https://api.example.com".into(), "billing".into()],
         created_at: 100,
         disabled_at: None,
+        org_id: None,
     }
 }
 
@@ -227,22 +228,52 @@ async fn revocations_are_idempotent_and_expire(s: Arc<dyn Store>) {
     assert!(s.is_revoked("j2").await.unwrap());
 }
 
+fn audit_event(id: &str, at: i64) -> AuditRecord {
+    AuditRecord {
+        id: id.into(),
+        at,
+        actor: "system".into(),
+        action: "key.rotate".into(),
+        target: None,
+        outcome: "success".into(),
+        reason: None,
+        detail: "{}".into(),
+        org_id: None,
+        credential_id: None,
+        request_id: None,
+    }
+}
+
+/// Stands in for the server's keyed hash: any deterministic function of the whole input.
+fn test_link(i: &ChainInput<'_>) -> [u8; 32] {
+    let mut out = *i.prev_hash;
+    let facts = format!("{}|{}|{}|{}", i.seq, i.event.id, i.event.action, i.event.detail);
+    for (n, b) in facts.bytes().enumerate() {
+        out[n % 32] = out[n % 32].wrapping_mul(31).wrapping_add(b);
+    }
+    out
+}
+
+fn audit_query(limit: u32) -> AuditQuery {
+    AuditQuery {
+        limit,
+        ..AuditQuery::default()
+    }
+}
+
 async fn audit_lists_newest_first(s: Arc<dyn Store>) {
     for i in 0..3 {
-        s.append_audit(&AuditRecord {
-            id: format!("e{i}"),
-            at: i,
-            actor: "system".into(),
-            action: "key.rotate".into(),
-            target: None,
-            outcome: "success".into(),
-            reason: None,
-            detail: "{}".into(),
-        })
-        .await
-        .unwrap();
+        s.append_audit(&audit_event(&format!("e{i}"), i), &test_link)
+            .await
+            .unwrap();
     }
-    let ids: Vec<_> = s.list_audit(2).await.unwrap().into_iter().map(|e| e.id).collect();
+    let ids: Vec<_> = s
+        .query_audit(&audit_query(2))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.id)
+        .collect();
     assert_eq!(ids, vec!["e2", "e1"]);
 }
 
@@ -361,6 +392,7 @@ fn session(id: &str, user_id: &str) -> tollgate_store::SessionRecord {
         last_used_at: 10,
         revoked_at: None,
         revoked_reason: None,
+        org_id: None,
     }
 }
 
@@ -464,6 +496,470 @@ async fn data_survives_reopening(url: String) {
     assert!(s.is_revoked("j1").await.unwrap());
 }
 
+/// Checks the chain link by link from the start; returns how many links there are.
+async fn assert_chain_unbroken(s: &Arc<dyn Store>) -> usize {
+    let chain = s.audit_chain(0, 10_000).await.unwrap();
+    let mut prev = [0u8; 32];
+    for (n, e) in chain.iter().enumerate() {
+        let seq = e.chain_seq.unwrap();
+        assert_eq!(
+            seq,
+            i64::try_from(n).unwrap() + 1,
+            "chain sequence numbers have no gaps"
+        );
+        assert_eq!(
+            e.prev_hash.as_deref(),
+            Some(&prev[..]),
+            "link {seq} names its predecessor"
+        );
+        let hash = test_link(&ChainInput {
+            seq,
+            prev_hash: &prev,
+            event: &e.event,
+        });
+        assert_eq!(
+            e.hash.as_deref(),
+            Some(&hash[..]),
+            "link {seq} hashes what was stored"
+        );
+        prev = hash;
+    }
+    let head = s.audit_head().await.unwrap();
+    assert_eq!((head.seq, head.hash), (i64::try_from(chain.len()).unwrap(), prev));
+    chain.len()
+}
+
+async fn audit_chain_stays_unbroken_under_concurrent_appends(s: Arc<dyn Store>) {
+    let head = s.audit_head().await.unwrap();
+    assert_eq!(
+        (head.seq, head.hash),
+        (0, [0u8; 32]),
+        "an empty chain starts at zero"
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..50 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            s.append_audit(&audit_event(&format!("e{n}"), n), &test_link)
+                .await
+                .unwrap()
+        });
+    }
+    let mut seqs = Vec::new();
+    while let Some(pos) = tasks.join_next().await {
+        seqs.push(pos.unwrap().seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=50).collect::<Vec<i64>>(),
+        "every append got its own place"
+    );
+    assert_eq!(assert_chain_unbroken(&s).await, 50);
+    // The table order is the chain order, so cursors and the chain agree.
+    let listed = s.query_audit(&audit_query(100)).await.unwrap();
+    let chain_order: Vec<_> = listed.iter().rev().map(|e| e.chain_seq.unwrap()).collect();
+    assert_eq!(chain_order, (1..=50).collect::<Vec<i64>>());
+    // Pages of the chain continue where the last one ended.
+    let page = s.audit_chain(48, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.chain_seq.unwrap()).collect::<Vec<_>>(),
+        [49, 50]
+    );
+}
+
+async fn audit_filters_and_cursors(s: Arc<dyn Store>) {
+    let rows = [
+        ("a1", 10, "org_a", "admin:x", "client.create"),
+        ("a2", 20, "org_a", "client:c1", "token.issue"),
+        ("a3", 30, "org_b", "client:c1", "token.revoke"),
+        ("a4", 40, "org_a", "admin:x", "tokens.other"),
+        ("a5", 50, "org_b", "admin:x", "token"),
+        ("a6", 60, "org_a", "client:c1", "Token.issue"),
+        ("a7", 70, "org_a", "client:c1", "token.issue"),
+    ];
+    for (id, at, org, actor, action) in rows {
+        let mut e = audit_event(id, at);
+        e.org_id = Some(org.into());
+        e.actor = actor.into();
+        e.action = action.into();
+        e.credential_id = Some(format!("jti-{id}"));
+        e.request_id = Some(format!("req-{id}"));
+        e.target = Some("t".into());
+        e.reason = Some("r".into());
+        e.outcome = "denied".into();
+        s.append_audit(&e, &test_link).await.unwrap();
+    }
+    let ids = |q: AuditQuery| {
+        let s = s.clone();
+        async move {
+            s.query_audit(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.event.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = audit_query(100);
+    assert_eq!(
+        ids(AuditQuery {
+            org_id: Some("org_b".into()),
+            ..all.clone()
+        })
+        .await,
+        ["a5", "a3"]
+    );
+    assert_eq!(
+        ids(AuditQuery {
+            actor: Some("client:c1".into()),
+            org_id: Some("org_a".into()),
+            ..all.clone()
+        })
+        .await,
+        ["a7", "a6", "a2"]
+    );
+    assert_eq!(
+        ids(AuditQuery {
+            action: Some("token.issue".into()),
+            ..all.clone()
+        })
+        .await,
+        ["a7", "a2"],
+        "exact and case sensitive"
+    );
+    assert_eq!(
+        ids(AuditQuery {
+            action: Some("token.".into()),
+            ..all.clone()
+        })
+        .await,
+        ["a7", "a3", "a2"],
+        "a prefix ending in `.` matches neither `token`, `tokens.other` nor `Token.issue`"
+    );
+    assert_eq!(
+        ids(AuditQuery {
+            since: Some(30),
+            until: Some(60),
+            ..all.clone()
+        })
+        .await,
+        ["a5", "a4", "a3"],
+        "since is inclusive, until exclusive"
+    );
+    // Newest-first pages of two, following the cursor.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .query_audit(&AuditQuery {
+                before,
+                ..audit_query(2)
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.seq);
+        pages.push(page.iter().map(|e| e.event.id.clone()).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        pages,
+        [vec!["a7", "a6"], vec!["a5", "a4"], vec!["a3", "a2"], vec!["a1"]]
+    );
+    // Oldest first, after a cursor.
+    let first = s
+        .query_audit(&AuditQuery {
+            oldest_first: true,
+            ..audit_query(2)
+        })
+        .await
+        .unwrap();
+    assert_eq!(first[0].event.id, "a1");
+    let next = s
+        .query_audit(&AuditQuery {
+            oldest_first: true,
+            after: Some(first[1].seq),
+            action: Some("token.".into()),
+            ..audit_query(10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(),
+        ["a3", "a7"]
+    );
+    // Every field comes back as written.
+    let a3 = &next[0].event;
+    assert_eq!(
+        (
+            a3.org_id.as_deref(),
+            a3.credential_id.as_deref(),
+            a3.request_id.as_deref(),
+            a3.target.as_deref(),
+            a3.reason.as_deref(),
+            a3.outcome.as_str(),
+            a3.at,
+        ),
+        (
+            Some("org_b"),
+            Some("jti-a3"),
+            Some("req-a3"),
+            Some("t"),
+            Some("r"),
+            "denied",
+            30
+        )
+    );
+    assert_eq!(assert_chain_unbroken(&s).await, 7);
+}
+
+/// Runs raw SQL, as an older version of tollgate (or an attacker) would write it.
+async fn raw_sql(url: &str, sql: &str) {
+    use sqlx::Connection as _;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+async fn unchained_legacy_rows_are_listed_but_not_chained(url: String) {
+    let s = tollgate_store::open(&url).await.unwrap();
+    // Rows written before the chain existed have no chain columns.
+    raw_sql(
+        &url,
+        "INSERT INTO audit_events (id, at, actor, action, outcome, detail) \
+         VALUES ('legacy1', 1, 'system', 'key.rotate', 'success', '{}'); \
+         INSERT INTO audit_events (id, at, actor, action, outcome, detail) \
+         VALUES ('legacy2', 2, 'system', 'key.rotate', 'success', '{}')",
+    )
+    .await;
+    s.append_audit(&audit_event("c1", 3), &test_link).await.unwrap();
+    s.append_audit(&audit_event("c2", 4), &test_link).await.unwrap();
+    let listed = s.query_audit(&audit_query(10)).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|e| (e.event.id.as_str(), e.chain_seq))
+            .collect::<Vec<_>>(),
+        [
+            ("c2", Some(2)),
+            ("c1", Some(1)),
+            ("legacy2", None),
+            ("legacy1", None)
+        ]
+    );
+    assert!(listed[2].hash.is_none() && listed[2].prev_hash.is_none());
+    assert_eq!(assert_chain_unbroken(&s).await, 2, "legacy rows are not links");
+}
+
+fn org(id: &str) -> tollgate_store::OrgRecord {
+    tollgate_store::OrgRecord {
+        id: id.into(),
+        name: format!("{id}-name"),
+        display_name: None,
+        issuers: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn member(org_id: &str, user_id: &str, roles: &[&str]) -> tollgate_store::MembershipRecord {
+    tollgate_store::MembershipRecord {
+        org_id: org_id.into(),
+        user_id: user_id.into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        created_at: 2,
+        updated_at: 2,
+    }
+}
+
+async fn orgs_are_found_by_id_or_name_and_names_are_unique(s: Arc<dyn Store>) {
+    let mut o = org("org_a");
+    o.issuers = Some(vec!["clerk".into(), "legacy".into()]);
+    s.create_org(&o, None).await.unwrap();
+    assert_eq!(s.find_org("org_a").await.unwrap(), Some(o.clone()));
+    assert_eq!(s.find_org("org_a-name").await.unwrap(), Some(o.clone()));
+    assert_eq!(s.find_org("nope").await.unwrap(), None);
+    let mut dup = org("org_b");
+    dup.name = o.name.clone();
+    assert!(matches!(
+        s.create_org(&dup, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    o.issuers = Some(vec![]);
+    o.display_name = Some("A".into());
+    assert!(s.update_org(&o).await.unwrap());
+    assert_eq!(s.find_org("org_a").await.unwrap(), Some(o.clone()));
+    o.issuers = None;
+    assert!(s.update_org(&o).await.unwrap());
+    assert_eq!(s.list_orgs().await.unwrap(), vec![o]);
+}
+
+async fn external_orgs_bind_once(s: Arc<dyn Store>) {
+    s.create_org(&org("org_a"), None).await.unwrap();
+    let b = tollgate_store::ExternalOrgRecord {
+        iss: "https://clerk.example.com".into(),
+        external_id: "org_2x".into(),
+        org_id: "org_a".into(),
+        created_at: 3,
+    };
+    s.bind_external_org(&b).await.unwrap();
+    assert!(matches!(
+        s.bind_external_org(&b).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.org_by_external(&b.iss, "org_2x").await.unwrap().unwrap().id,
+        "org_a"
+    );
+    assert_eq!(s.external_orgs_of("org_a").await.unwrap(), vec![b.clone()]);
+    assert!(s.unbind_external_org("org_a", &b.iss, "org_2x").await.unwrap());
+    assert_eq!(s.org_by_external(&b.iss, "org_2x").await.unwrap(), None);
+}
+
+async fn membership_changes_bump_user_ver_and_keep_sessions(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), &[]).await.unwrap();
+    s.create_user(&user("u2"), &[]).await.unwrap();
+    s.create_org(&org("org_a"), Some(&member("org_a", "u1", &["owner"])))
+        .await
+        .unwrap();
+    assert_eq!(s.get_user("u1").await.unwrap().unwrap().user_ver, 2);
+    let mut live = session("live", "u2");
+    live.org_id = Some("org_a".into());
+    s.create_session(&live, &rt(1)).await.unwrap();
+    let change = s
+        .set_membership(&member("org_a", "u2", &["member", "ci"]))
+        .await
+        .unwrap();
+    assert_eq!(change, tollgate_store::MembershipChange::Done { user_ver: 2 });
+    assert_eq!(
+        s.get_membership("org_a", "u2").await.unwrap().unwrap().roles,
+        vec!["member".to_owned(), "ci".to_owned()]
+    );
+    // The session follows the user's new version, so it can still rotate.
+    assert!(s.rotate_refresh("live", 2, &rt(1), &rt(2), 20).await.unwrap());
+    assert_eq!(s.sessions_of_org("org_a").await.unwrap().len(), 1);
+    assert_eq!(s.members_of("org_a").await.unwrap().len(), 2);
+    assert_eq!(s.memberships_of("u2").await.unwrap().len(), 1);
+    assert_eq!(
+        s.set_membership(&member("org_a", "ghost", &["member"]))
+            .await
+            .unwrap(),
+        tollgate_store::MembershipChange::NotFound
+    );
+    assert_eq!(
+        s.remove_membership("org_a", "u2", 5).await.unwrap(),
+        tollgate_store::MembershipChange::Done { user_ver: 3 }
+    );
+    assert_eq!(
+        s.remove_membership("org_a", "u2", 5).await.unwrap(),
+        tollgate_store::MembershipChange::NotFound
+    );
+}
+
+async fn the_last_owner_stays(s: Arc<dyn Store>) {
+    use tollgate_store::MembershipChange::{Done, LastOwner};
+    for u in ["u1", "u2"] {
+        s.create_user(&user(u), &[]).await.unwrap();
+    }
+    s.create_org(&org("org_a"), Some(&member("org_a", "u1", &["owner"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.set_membership(&member("org_a", "u1", &["admin"]))
+            .await
+            .unwrap(),
+        LastOwner
+    );
+    assert_eq!(s.remove_membership("org_a", "u1", 5).await.unwrap(), LastOwner);
+    assert_eq!(
+        s.get_user("u1").await.unwrap().unwrap().user_ver,
+        2,
+        "a refused change bumps nothing"
+    );
+    assert!(matches!(
+        s.set_membership(&member("org_a", "u2", &["owner"]))
+            .await
+            .unwrap(),
+        Done { .. }
+    ));
+    // Two owners demoting each other at once: the org lock serializes them, one is refused.
+    let (m1, m2) = (
+        member("org_a", "u1", &["admin"]),
+        member("org_a", "u2", &["admin"]),
+    );
+    let (a, b) = tokio::join!(s.set_membership(&m1), s.set_membership(&m2));
+    let outcomes = [a.unwrap(), b.unwrap()];
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == LastOwner).count(),
+        1,
+        "{outcomes:?}"
+    );
+    // An org created without an owner can get members.
+    s.create_org(&org("org_b"), None).await.unwrap();
+    assert!(matches!(
+        s.set_membership(&member("org_b", "u1", &["member"]))
+            .await
+            .unwrap(),
+        Done { .. }
+    ));
+}
+
+async fn roles_round_trip_and_held_roles_stay(s: Arc<dyn Store>) {
+    s.create_user(&user("u1"), &[]).await.unwrap();
+    s.create_org(&org("org_a"), None).await.unwrap();
+    let role = tollgate_store::RoleRecord {
+        org_id: "org_a".into(),
+        name: "release_manager".into(),
+        description: Some("ships".into()),
+        permissions: vec!["registry:push".into(), "certificate:sign:*".into()],
+        created_at: 1,
+        updated_at: 1,
+    };
+    s.put_role(&role).await.unwrap();
+    assert_eq!(
+        s.get_role("org_a", "release_manager").await.unwrap(),
+        Some(role.clone())
+    );
+    let mut changed = role.clone();
+    changed.permissions = vec!["registry:pull".into()];
+    changed.updated_at = 2;
+    s.put_role(&changed).await.unwrap();
+    assert_eq!(s.list_roles("org_a").await.unwrap(), vec![changed]);
+    s.set_membership(&member("org_a", "u1", &["member", "release_manager"]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.delete_role("org_a", "release_manager").await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.set_membership(&member("org_a", "u1", &["member"]))
+        .await
+        .unwrap();
+    assert!(s.delete_role("org_a", "release_manager").await.unwrap());
+    assert!(!s.delete_role("org_a", "release_manager").await.unwrap());
+}
+
+async fn org_service_accounts_are_disabled_together(s: Arc<dyn Store>) {
+    s.create_org(&org("org_a"), None).await.unwrap();
+    let mut a = client("tgc_a", "a");
+    a.org_id = Some("org_a".into());
+    let mut b = client("tgc_b", "b");
+    b.org_id = Some("org_a".into());
+    s.create_client(&a).await.unwrap();
+    s.create_client(&b).await.unwrap();
+    s.create_client(&client("tgc_c", "c")).await.unwrap();
+    assert_eq!(s.clients_of_org("org_a").await.unwrap(), vec![a, b]);
+    let mut disabled = s.disable_org_clients("org_a", 50).await.unwrap();
+    disabled.sort();
+    assert_eq!(disabled, vec!["tgc_a".to_owned(), "tgc_b".to_owned()]);
+    assert!(s.disable_org_clients("org_a", 60).await.unwrap().is_empty());
+    assert_eq!(s.get_client("tgc_c").await.unwrap().unwrap().disabled_at, None);
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -481,6 +977,12 @@ macro_rules! contract {
                 let dir = tempfile::tempdir().unwrap();
                 super::data_survives_reopening(tollgate_store::testing::sqlite_url(dir.path())).await;
             }
+
+            #[tokio::test]
+            async fn unchained_legacy_rows_are_listed_but_not_chained() {
+                let dir = tempfile::tempdir().unwrap();
+                super::unchained_legacy_rows_are_listed_but_not_chained(tollgate_store::testing::sqlite_url(dir.path())).await;
+            }
         }
 
         mod postgres {
@@ -497,6 +999,12 @@ macro_rules! contract {
             async fn data_survives_reopening() {
                 let Some(url) = tollgate_store::testing::fresh_postgres_url().await else { return };
                 super::data_survives_reopening(url).await;
+            }
+
+            #[tokio::test]
+            async fn unchained_legacy_rows_are_listed_but_not_chained() {
+                let Some(url) = tollgate_store::testing::fresh_postgres_url().await else { return };
+                super::unchained_legacy_rows_are_listed_but_not_chained(url).await;
             }
         }
     };
@@ -525,6 +1033,14 @@ contract!(
     of_many_concurrent_rotations_exactly_one_wins,
     sessions_are_revoked_once_and_listed_newest_first,
     revoked_or_outdated_sessions_do_not_rotate,
+    audit_chain_stays_unbroken_under_concurrent_appends,
+    audit_filters_and_cursors,
+    orgs_are_found_by_id_or_name_and_names_are_unique,
+    external_orgs_bind_once,
+    membership_changes_bump_user_ver_and_keep_sessions,
+    the_last_owner_stays,
+    roles_round_trip_and_held_roles_stay,
+    org_service_accounts_are_disabled_together,
 );
 
 #[test]

@@ -1,4 +1,5 @@
-//! The admin API: service accounts, signing keys, server secrets, audit.
+//! The admin API: service accounts, signing keys, server secrets (the audit trail is in
+//! `routes::audit`).
 //! Every handler takes [`Admin`], so none runs unauthenticated, and every change is audited.
 
 use crate::clients;
@@ -8,15 +9,14 @@ use crate::extract::json::JsonBody;
 use crate::keyring::ACCESS;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::json;
 use tollgate_core::Reason;
 use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{
-    AuditEvent, ClientInfo, ClientWithSecret, CreateClientRequest, KeyInfo, RetireKeyRequest,
-    RotateKeysRequest, RotateKeysResponse, SecretRotation,
+    ClientInfo, ClientWithSecret, CreateClientRequest, KeyInfo, RetireKeyRequest, RotateKeysRequest,
+    RotateKeysResponse, SecretRotation,
 };
 
 /// Create a service account; the response holds its secret, shown this once.
@@ -33,7 +33,7 @@ pub async fn create_client(
     admin: Admin,
     JsonBody(req): JsonBody<CreateClientRequest>,
 ) -> Result<(StatusCode, Json<ClientWithSecret>), ApiError> {
-    let created = clients::create(&state, &req).await?;
+    let created = clients::create(&state, &req, None).await?;
     let c = &created.client;
     crate::audit::record(
         &state,
@@ -261,46 +261,4 @@ pub async fn rotate_secrets(
     )
     .await?;
     Ok(Json(SecretRotation { version }))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct AuditQuery {
-    /// At most this many events (1–1000, default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-}
-
-/// Recent audit events, newest first.
-#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("admin" = [])),
-    params(AuditQuery),
-    responses((status = 200, body = [AuditEvent]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn list_audit(
-    State(state): State<AppState>,
-    _admin: Admin,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<AuditEvent>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(Reason::InvalidParameter, e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            Reason::InvalidParameter,
-            "limit must be between 1 and 1000",
-        ));
-    }
-    let events = state.store.list_audit(limit).await?;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|e| AuditEvent {
-                id: e.id,
-                at: crate::rfc3339(e.at),
-                actor: e.actor,
-                action: e.action,
-                target: e.target,
-                outcome: e.outcome,
-                reason: e.reason,
-                detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null),
-            })
-            .collect(),
-    ))
 }

@@ -1,22 +1,29 @@
 //! HTTP routes, one module per area; `router` assembles them with the middleware stack.
 
 pub mod admin;
+pub mod audit;
 pub mod discovery;
 pub mod issuers;
+pub mod me;
 pub mod oauth;
 pub mod ops;
+pub mod orgs;
 pub mod status;
 pub mod users;
 
+use crate::authz;
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::Router;
 use axum::routing::{get, post, put};
+use axum::{Router, middleware};
 use tollgate_core::Reason;
 
-/// Every route of the server (without middleware).
+/// Every route of the server (without the outer middleware). Each route is public by
+/// name (the first group) or guarded by its handler's extractor; [`authz::enforce`] refuses
+/// any success that no guard decided on.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    // RFC 6749 endpoints authenticate clients inside the protocol handler, as the RFCs say.
+    let public = Router::new()
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
@@ -29,6 +36,12 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route_layer(middleware::from_fn(authz::public));
+    let guarded = Router::new()
         .route("/auth/status", get(status::auth_status))
         .route(
             "/v1/admin/clients",
@@ -51,7 +64,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/keys/rotate", post(admin::rotate_keys))
         .route("/v1/admin/keys/{kid}/retire", post(admin::retire_key))
         .route("/v1/admin/secrets/rotate", post(admin::rotate_secrets))
-        .route("/v1/admin/audit", get(admin::list_audit))
+        .route("/v1/admin/audit", get(audit::list))
+        .route("/v1/admin/audit/export", get(audit::export))
+        .route("/v1/admin/audit/verify", get(audit::verify))
         .route("/v1/admin/users", get(users::list).post(users::create))
         .route("/v1/admin/users/{id}", get(users::get))
         .route("/v1/admin/users/{id}/identities", post(users::link))
@@ -60,16 +75,48 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/users/{id}/logout", post(users::logout))
         .route("/v1/admin/users/{id}/disable", post(users::disable))
         .route("/v1/admin/users/{id}/enable", post(users::enable))
+        .route("/v1/admin/orgs", get(orgs::list).post(orgs::create))
+        .route(
+            "/v1/admin/orgs/{org}/external-ids",
+            post(orgs::bind_external).delete(orgs::unbind_external),
+        )
+        .route("/v1/orgs/{org}", get(orgs::get))
+        .route("/v1/orgs/{org}/issuers", put(orgs::set_issuers))
+        .route("/v1/orgs/{org}/members", get(orgs::members))
+        .route(
+            "/v1/orgs/{org}/members/{user_id}",
+            put(orgs::set_member).delete(orgs::remove_member),
+        )
+        .route("/v1/orgs/{org}/roles", get(orgs::roles))
+        .route(
+            "/v1/orgs/{org}/roles/{name}",
+            put(orgs::put_role).delete(orgs::delete_role),
+        )
+        .route(
+            "/v1/orgs/{org}/service-accounts",
+            get(orgs::service_accounts).post(orgs::create_service_account),
+        )
+        .route(
+            "/v1/orgs/{org}/service-accounts/revoke",
+            post(orgs::revoke_service_accounts),
+        )
+        .route("/v1/orgs/{org}/sessions", get(orgs::sessions))
+        .route("/v1/orgs/{org}/sessions/{id}/revoke", post(orgs::revoke_session))
+        .route("/v1/orgs/{org}/audit", get(orgs::audit))
+        .route("/v1/me", get(me::get))
+        .route("/v1/me/sessions", get(me::sessions))
+        .route("/v1/me/sessions/{id}/revoke", post(me::revoke_session))
+        .route("/v1/me/logout", post(me::logout))
+        .route("/v1/me/tokens/revoke", post(me::revoke_token))
         .route("/v1/issuers", get(issuers::list).post(issuers::create))
         .route("/v1/issuers/{name}", put(issuers::update).delete(issuers::delete))
-        .route("/v1/verify", post(issuers::verify))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/verify", post(issuers::verify));
+    public
+        .merge(guarded)
         .fallback(not_found)
         // axum's own 405 carries the `Allow` header; give it tollgate's body as well.
-        .layer(axum::middleware::map_response(method_not_allowed))
+        .layer(middleware::map_response(method_not_allowed))
+        .layer(middleware::from_fn(authz::enforce))
 }
 
 async fn not_found() -> ApiError {

@@ -1,5 +1,6 @@
 //! `GET /auth/status`: what the presented access token says about its bearer.
 
+use crate::authz::{Decision, DecisionSlot};
 use crate::error::ApiError;
 use crate::extract::bearer::bearer_token;
 use crate::state::AppState;
@@ -22,16 +23,27 @@ use tollgate_proto::ops::{AuthStatus, UpstreamInfo};
 )]
 pub async fn auth_status(
     State(state): State<AppState>,
+    decision: DecisionSlot,
     headers: HeaderMap,
 ) -> Result<Json<AuthStatus>, ApiError> {
-    let token = bearer_token(&headers).ok_or_else(|| {
+    let status = check(&state, &headers).await;
+    decision.decide(if status.is_ok() {
+        Decision::Granted
+    } else {
+        Decision::Denied
+    });
+    status
+}
+
+async fn check(state: &AppState, headers: &HeaderMap) -> Result<Json<AuthStatus>, ApiError> {
+    let token = bearer_token(headers).ok_or_else(|| {
         ApiError::new(
             Reason::TokenMissing,
             "send the access token as `Authorization: Bearer …`",
         )
         .with_challenge("Bearer realm=\"tollgate\"")
     })?;
-    match tokens::verify_live(&state, token).await? {
+    match tokens::verify_live(state, token).await? {
         Ok(c) => Ok(Json(AuthStatus {
             expires_in: state.clock.now().seconds_until(c.exp),
             sub: c.sub,
@@ -48,6 +60,8 @@ pub async fn auth_status(
                 org_role: u.org_role,
             }),
             act: c.act.and_then(|a| serde_json::to_value(a).ok()),
+            org: c.org,
+            roles: c.roles,
         })),
         Err(r) => {
             let challenge = format!(

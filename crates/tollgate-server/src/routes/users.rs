@@ -15,7 +15,7 @@ use tollgate_proto::ErrorBody;
 use tollgate_proto::admin::{CreateUserRequest, IdentityInfo, SessionInfo, UserInfo};
 use tollgate_store::UserRecord;
 
-async fn info(state: &AppState, u: UserRecord) -> Result<UserInfo, ApiError> {
+pub(crate) async fn info(state: &AppState, u: UserRecord) -> Result<UserInfo, ApiError> {
     let identities = state.store.identities_of(&u.id).await?;
     Ok(UserInfo {
         id: u.id,
@@ -207,21 +207,7 @@ pub async fn sessions(
 ) -> Result<Json<Vec<SessionInfo>>, ApiError> {
     users::find(&state, &id).await?;
     let list = state.store.sessions_of(&id).await?;
-    Ok(Json(
-        list.into_iter()
-            .map(|s| SessionInfo {
-                id: s.id,
-                client_id: s.client_id,
-                scope: s.scope,
-                audience: s.audience,
-                created_at: crate::rfc3339(s.created_at),
-                expires_at: crate::rfc3339(s.expires_at),
-                last_used_at: crate::rfc3339(s.last_used_at),
-                revoked_at: s.revoked_at.map(crate::rfc3339),
-                revoked_reason: s.revoked_reason,
-            })
-            .collect(),
-    ))
+    Ok(Json(list.into_iter().map(crate::sessions::info).collect()))
 }
 
 /// End a session: its refresh tokens stop working.
@@ -233,26 +219,12 @@ pub async fn revoke_session(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.get_session(&id).await?.is_none() {
+    let Some(session) = state.store.get_session(&id).await? else {
         return Err(ApiError::new(
             Reason::NotFound,
             format!("no session with id `{id}`"),
         ));
-    }
-    if state
-        .store
-        .revoke_session(&id, "revoked", state.clock.now().0)
-        .await?
-    {
-        crate::audit::record(
-            &state,
-            &admin.actor(),
-            "session.revoke",
-            Some(&id),
-            None,
-            json!({}),
-        )
-        .await?;
-    }
+    };
+    crate::sessions::revoke(&state, &session, &admin.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,9 @@
-//! Every operation declares who may call it, and the declaration holds: the test walks the
+//! Every operation declares who may call it, and the declaration holds: the tests walk the
 //! served OpenAPI document (generated from the handlers, so a new route appears here
-//! without anyone remembering to add it) and calls every operation without credentials.
+//! without anyone remembering to add it) and call every operation, without credentials and
+//! as a viewer of an org. Every answer must carry the guard's decision
+//! (`X-Tollgate-Decision`): a route whose handler took no guard answers `none` — and the
+//! server refuses to let such a route succeed (see `authz::enforce`).
 
 use crate::test_app::TestApp;
 use serde_json::Value;
@@ -15,6 +18,14 @@ const PUBLIC: &[&str] = &[
     "GET /metrics",
     "GET /openapi.json",
 ];
+
+fn decision(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-tollgate-decision")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("(missing)")
+        .to_owned()
+}
 
 fn security_of(op: &Value) -> Vec<String> {
     op["security"]
@@ -59,6 +70,13 @@ async fn every_operation_is_public_by_name_or_refuses_anonymous_callers() {
                 other => panic!("unexpected method {other}"),
             };
             let resp = req.send().await.unwrap();
+            // OAuth endpoints are open by route and authenticate the client in the protocol.
+            let expected = if schemes.iter().any(|s| s == "client") {
+                "public"
+            } else {
+                "denied"
+            };
+            assert_eq!(decision(&resp), expected, "{name}: anonymous calls are decided");
             let status = resp.status().as_u16();
             let body: Value = resp.json().await.unwrap_or(Value::Null);
             if schemes.iter().any(|s| s == "admin") && !schemes.iter().any(|s| s == "client") {
@@ -78,4 +96,75 @@ async fn every_operation_is_public_by_name_or_refuses_anonymous_callers() {
         }
     }
     assert!(checked > 20, "walked only {checked} guarded operations");
+}
+
+#[tokio::test]
+async fn every_operation_decides_for_a_signed_in_viewer() {
+    let w = crate::orgs::world().await;
+    let owner = w.user("olga").await;
+    let viewer = w.user("victor").await;
+    w.org("acme", &owner).await;
+    w.app
+        .client
+        .set_member("acme", &viewer, &["viewer"])
+        .await
+        .unwrap();
+    let token = w.sign_in("victor", None).await.access;
+    let doc = w.app.get_json("/openapi.json").await;
+    let mut decided = std::collections::BTreeMap::<String, usize>::new();
+    let mut ops: Vec<(&String, &String, &Value)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().iter().map(move |(m, op)| (path, m, op)))
+        .collect();
+    // Logging out ends the viewer's token: walk it last.
+    ops.sort_by_key(|(path, _, _)| path.as_str() == "/v1/me/logout");
+    for (path, method, op) in ops {
+        let name = format!("{} {path}", method.to_uppercase());
+        let url = w.app.url(
+            &path
+                .replace("{org}", "acme")
+                .replace("{user_id}", &viewer)
+                .replace("{client_id}", "tgc_x")
+                .replace("{kid}", "k")
+                .replace("{name}", "n")
+                .replace("{id}", "x"),
+        );
+        let http = &w.app.http;
+        let req = match method.as_str() {
+            "get" => http.get(url),
+            "post" => http.post(url),
+            "put" => http.put(url),
+            "delete" => http.delete(url),
+            other => panic!("unexpected method {other}"),
+        };
+        let req = if op.get("requestBody").is_some() {
+            req.json(&serde_json::json!({}))
+        } else {
+            req
+        };
+        let resp = req.bearer_auth(&token).send().await.unwrap();
+        let d = decision(&resp);
+        let expected: &[&str] =
+            if PUBLIC.contains(&name.as_str()) || security_of(op).iter().any(|s| s == "client") {
+                &["public"]
+            } else {
+                &["granted", "denied"]
+            };
+        assert!(
+            expected.contains(&d.as_str()),
+            "{name} answered {} with decision {d}",
+            resp.status()
+        );
+        assert!(
+            !resp.status().is_server_error(),
+            "{name} answered {}",
+            resp.status()
+        );
+        *decided.entry(d).or_default() += 1;
+    }
+    // The viewer may read the org, its members and roles, and their own profile; writes are refused.
+    assert!(decided.get("granted").copied().unwrap_or(0) >= 5, "{decided:?}");
+    assert!(decided.get("denied").copied().unwrap_or(0) >= 20, "{decided:?}");
 }

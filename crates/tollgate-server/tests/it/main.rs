@@ -10,6 +10,7 @@ mod mock_idp;
 mod test_app;
 
 mod admin;
+mod audit;
 mod discovery;
 mod federation;
 mod guards;
@@ -21,5 +22,6 @@ mod oauth_errors;
 mod oauth_flow;
 mod openapi_fuzz;
 mod ops;
+mod orgs;
 mod sessions;
 mod users;
