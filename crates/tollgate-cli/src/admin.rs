@@ -165,7 +165,7 @@ pub enum TokenCommand {
     Generate,
 }
 
-fn client(remote: &Remote) -> anyhow::Result<Client> {
+pub(crate) fn client(remote: &Remote) -> anyhow::Result<Client> {
     let mut c = Client::new(&remote.url)?;
     if let Some(t) = &remote.admin_token {
         c = c.with_admin_token(SecretString::from(t.clone()));

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod debug;
 mod org;
+mod registry;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +68,13 @@ enum Command {
         #[command(subcommand)]
         command: DebugCommand,
     },
+    /// Container registry token server: the registry's configuration, API keys, pull credentials.
+    Registry {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: registry::RegistryCommand,
+    },
     /// Administer a running server: service accounts, secrets, audit, admin tokens.
     Admin {
         #[command(flatten)]
@@ -111,6 +119,10 @@ async fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Keys { remote, command } => admin::keys(&remote, command).await,
         Command::Admin { remote, command } => admin::admin(&remote, command).await,
+        Command::Registry { remote, command } => match admin::client(&remote) {
+            Ok(c) => registry::run(&c, command).await,
+            Err(e) => Err(e),
+        },
         Command::Audit { command } => match audit::run(command).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

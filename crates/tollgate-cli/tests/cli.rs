@@ -145,8 +145,16 @@ fn zero_config_serve_admin_and_restart() {
     );
     assert!(created["client_secret"].as_str().unwrap().starts_with("tg_sa_"));
     assert_eq!(created["scope"], serde_json::json!(["read", "write"]));
+    // An active and a next key for access tokens, and the same for registry tokens.
     let keys = server.cli(&token, &["keys", "list"]);
-    assert_eq!(keys.as_array().unwrap().len(), 2);
+    let purposes: Vec<&str> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["purpose"].as_str().unwrap())
+        .collect();
+    assert_eq!(purposes.iter().filter(|p| **p == "access").count(), 2, "{keys}");
+    assert_eq!(purposes.iter().filter(|p| **p == "registry").count(), 2, "{keys}");
     server.terminate();
 
     let server = start(dir.path());
@@ -470,4 +478,45 @@ fn admin_org_members_and_roles() {
     assert_eq!(orgs[0]["id"], org["id"]);
     assert_eq!(orgs.as_array().unwrap().len(), 1);
     server.terminate();
+}
+
+#[test]
+fn registry_config_prints_the_auth_section_and_writes_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let token = server.admin_token.clone().unwrap();
+    let bundle = dir.path().join("bundle.pem");
+    let out = Command::new(BIN)
+        .args([
+            "registry",
+            "config",
+            "--service",
+            "registry",
+            "--realm",
+            "https://auth.example.com/v2/token",
+        ])
+        .arg("--bundle")
+        .arg(&bundle)
+        .env("TOLLGATE_URL", &server.url)
+        .env("TOLLGATE_ADMIN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.starts_with("auth:\n  token:\n"), "{yaml}");
+    assert!(
+        yaml.contains("realm: \"https://auth.example.com/v2/token\""),
+        "{yaml}"
+    );
+    // The issuer is the server's public_url (its default here).
+    assert!(yaml.contains("issuer: \"http://127.0.0.1:8080\""), "{yaml}");
+    assert!(
+        yaml.contains(&format!("rootcertbundle: \"{}\"", bundle.display())),
+        "{yaml}"
+    );
+    // The active and the next registry key, so a rotation needs no registry restart first.
+    let pem = std::fs::read_to_string(&bundle).unwrap();
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2, "{pem}");
+    let api_key = server.cli(&token, &["registry", "api-key-create", "builder"]);
+    assert!(api_key["key"].as_str().unwrap().starts_with("tg_ak_"));
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod orgs;
+mod registry;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -18,6 +19,7 @@ use tollgate_proto::discovery::ServerMetadata;
 use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
 use tollgate_proto::ops::{AuthStatus, Health};
 
+pub use registry::registry_auth_yaml;
 pub use tollgate_proto as proto;
 
 /// A failed call.

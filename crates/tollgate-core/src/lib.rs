@@ -11,6 +11,7 @@ pub mod claims;
 pub mod client_grant;
 pub mod glob;
 pub mod reason;
+pub mod registry;
 pub mod scope;
 pub mod secret_token;
 pub mod time;

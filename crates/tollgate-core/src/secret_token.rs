@@ -21,6 +21,10 @@ pub enum SecretKind {
     AdminToken,
     /// A user session's refresh token (rotated on every use).
     RefreshToken,
+    /// A short-lived registry pull credential's password (minted by the internal endpoint).
+    PullCredential,
+    /// An internal service's API key (`X-API-Key`).
+    ApiKey,
 }
 
 impl SecretKind {
@@ -30,6 +34,8 @@ impl SecretKind {
             SecretKind::ClientSecret => "tg_sa_",
             SecretKind::AdminToken => "tg_adm_",
             SecretKind::RefreshToken => "tg_rt_",
+            SecretKind::PullCredential => "tg_pc_",
+            SecretKind::ApiKey => "tg_ak_",
         }
     }
 }

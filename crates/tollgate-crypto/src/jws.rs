@@ -53,12 +53,23 @@ impl JwsError {
     }
 }
 
-/// Signs `claims` as a compact JWS with header `{alg, typ, kid}`.
+/// Signs `claims` as a compact JWS with header `{alg, typ, kid}` (the key's RFC 7638 kid).
 pub fn sign<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result<String, CryptoError> {
+    sign_with_kid(key, typ, key.kid(), claims)
+}
+
+/// Like [`sign`], with another key id in the header (e.g. the libtrust id CNCF
+/// distribution looks keys up by).
+pub fn sign_with_kid<C: Serialize>(
+    key: &SigningKey,
+    typ: &str,
+    kid: &str,
+    claims: &C,
+) -> Result<String, CryptoError> {
     let header = JwsHeader {
         alg: key.alg().as_str().to_owned(),
         typ: Some(typ.to_owned()),
-        kid: Some(key.kid().to_owned()),
+        kid: Some(kid.to_owned()),
         crit: None,
     };
     let header = serde_json::to_vec(&header).map_err(|_| CryptoError::Signing)?;
@@ -239,6 +250,20 @@ impl VerifyingKey {
     pub fn alg(&self) -> JwsAlg {
         self.alg
     }
+
+    /// The public key as a DER `SubjectPublicKeyInfo` (RFC 5280 §4.1).
+    pub fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {
+        use aws_lc_rs::encoding::AsDer as _;
+        self.parsed
+            .as_der()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|_| CryptoError::KeyRejected(self.alg.as_str()))
+    }
+
+    /// The libtrust key id of the public key (see [`crate::libtrust_key_id`]).
+    pub fn libtrust_key_id(&self) -> Result<String, CryptoError> {
+        self.public_key_der().map(|der| crate::libtrust_key_id(&der))
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +290,31 @@ mod tests {
                 serde_json::from_slice::<serde_json::Value>(&payload).expect("json"),
                 json!({"sub": "x"})
             );
+        }
+    }
+
+    /// JWS ECDSA signatures are raw `r‖s` (RFC 7518 §3.4), which libtrust (Docker registry)
+    /// insists on too; a DER signature would be 70–72 bytes.
+    #[test]
+    fn es256_signatures_are_raw_r_s() {
+        let (k, v) = key(SigningAlg::ES256);
+        for _ in 0..16 {
+            let token = sign(&k, "JWT", &json!({"sub": "x"})).expect("sign");
+            let sig = b64_decode(token.rsplit('.').next().expect("signature")).expect("base64url");
+            assert_eq!(sig.len(), 64);
+            UnverifiedJws::parse(&token, 8192)
+                .expect("parse")
+                .verify(&v)
+                .expect("verify");
+        }
+    }
+
+    #[test]
+    fn verifying_keys_know_their_spki_and_libtrust_id() {
+        for alg in SigningAlg::ALL {
+            let (k, v) = key(alg);
+            assert_eq!(v.public_key_der().expect("der"), k.public_key_der(), "{alg}");
+            assert_eq!(v.libtrust_key_id().expect("id"), k.libtrust_key_id(), "{alg}");
         }
     }
 

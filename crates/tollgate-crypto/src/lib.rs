@@ -1,18 +1,23 @@
-//! tollgate's cryptography: signing keys, JWK/JWKS, compact JWS, sealing and keyed hashes.
+//! tollgate's cryptography: signing keys, JWK/JWKS, compact JWS, sealing, keyed hashes, and
+//! the pieces a Docker registry needs (libtrust key ids, self-signed certificates).
 //!
 //! Everything here is synchronous and stateless; aws-lc-rs does the arithmetic. The crate
 //! knows nothing about storage or HTTP: keys come in as bytes and leave as bytes.
 
+pub mod certificate;
 pub mod jwk;
 pub mod jws;
 pub mod keyed_hash;
+pub mod libtrust;
 pub mod seal;
 pub mod signing_key;
 pub mod upstream;
 
+pub use certificate::self_signed_certificate;
 pub use jwk::{Jwk, JwkSet};
 pub use jws::{JwsError, JwsHeader, UnverifiedJws, VerifyingKey};
 pub use keyed_hash::KeyedHasher;
+pub use libtrust::libtrust_key_id;
 pub use seal::{MasterKey, SealError};
 pub use signing_key::SigningKey;
 
@@ -27,6 +32,8 @@ pub enum CryptoError {
     Signing,
     #[error("JWK is not usable: {0}")]
     BadJwk(&'static str),
+    #[error("certificate cannot be made: {0}")]
+    Certificate(String),
 }
 
 /// Fills `buf` from the operating system's CSPRNG.

@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod oauth;
 pub mod ops;
 pub mod orgs;
+pub mod registry;
 
 /// The error body of every refusal: RFC 6749 §5.2 fields plus tollgate's reason code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

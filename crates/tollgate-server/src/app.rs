@@ -5,7 +5,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hashing::{HashingError, SecretHashing};
-use crate::keyring::{ACCESS, KeyError, KeyPolicy, KeyRing};
+use crate::keyring::{ACCESS, KeyError, KeyPolicy, KeyRing, REGISTRY};
 use crate::metrics::{HttpLabels, Metrics};
 use crate::state::AppState;
 use crate::upstream::jwks_cache::JwksCache;
@@ -73,11 +73,17 @@ impl App {
     ) -> Result<Self, StartError> {
         let master = Arc::new(master);
         let policy = KeyPolicy {
-            algs: HashMap::from([(ACCESS.to_owned(), config.tokens.signing_alg)]),
-            max_token_life: HashMap::from([(
-                ACCESS.to_owned(),
-                config.tokens.access_ttl + config.tokens.leeway,
-            )]),
+            algs: HashMap::from([
+                (ACCESS.to_owned(), config.tokens.signing_alg),
+                (REGISTRY.to_owned(), config.registry.signing_alg),
+            ]),
+            max_token_life: HashMap::from([
+                (ACCESS.to_owned(), config.tokens.access_ttl + config.tokens.leeway),
+                (
+                    REGISTRY.to_owned(),
+                    config.registry.token_ttl + config.tokens.leeway,
+                ),
+            ]),
             jwks_max_age: config.keys.jwks_max_age,
             rotate_after: config.keys.rotate_after,
         };

@@ -43,6 +43,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub upstream: UpstreamConfig,
     pub users: UsersConfig,
+    pub registry: RegistryConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -91,6 +92,42 @@ pub struct KeysConfig {
     pub reload_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub rotate_after: Duration,
+}
+
+/// The container registry token server (`/v2/token`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// The registry's `service` name: the `aud` of registry tokens.
+    pub service: String,
+    /// The registry's host as clients address it (returned with pull credentials).
+    pub host: String,
+    /// `ES256` or `RS256`: what CNCF distribution verifies (it cannot verify EdDSA).
+    pub signing_alg: SigningAlg,
+    /// Lifetime of a registry token.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// Lifetime of a pull credential from the internal endpoint.
+    #[serde(with = "humantime_serde")]
+    pub pull_credential_ttl: Duration,
+    /// Whether permission to push also grants pull.
+    pub push_implies_pull: bool,
+    /// Repository patterns (`public/*`) anyone may pull without credentials.
+    pub anonymous_pull: Vec<String>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            service: "registry".to_owned(),
+            host: "127.0.0.1:5000".to_owned(),
+            signing_alg: SigningAlg::ES256,
+            token_ttl: Duration::from_secs(300),
+            pull_credential_ttl: Duration::from_secs(3600),
+            push_implies_pull: true,
+            anonymous_pull: Vec::new(),
+        }
+    }
 }
 
 /// Local users.
@@ -295,6 +332,23 @@ impl Config {
         if !self.tokens.default_audience.is_empty() {
             tollgate_core::Audience::parse(&self.tokens.default_audience)
                 .map_err(|e| format!("tokens.default_audience: {e}"))?;
+        }
+        let r = &self.registry;
+        if r.signing_alg == SigningAlg::EdDSA {
+            return Err("registry.signing_alg = EdDSA: the CNCF distribution registry (libtrust) cannot verify EdDSA; use ES256 or RS256".into());
+        }
+        if r.service.is_empty() || r.service.chars().any(|c| c.is_control() || c == '"') {
+            return Err(
+                "registry.service must be a non-empty name without quotes or control characters".into(),
+            );
+        }
+        if r.token_ttl < Duration::from_secs(10) || r.token_ttl > Duration::from_secs(3600) {
+            return Err("registry.token_ttl must be between 10s and 1h".into());
+        }
+        if r.pull_credential_ttl < Duration::from_secs(60)
+            || r.pull_credential_ttl > Duration::from_secs(7 * 24 * 3600)
+        {
+            return Err("registry.pull_credential_ttl must be between 1m and 7d".into());
         }
         let u = &self.upstream;
         if u.jwks_min_ttl > u.jwks_max_ttl

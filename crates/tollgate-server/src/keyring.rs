@@ -19,6 +19,9 @@ use tollgate_store::{KeyRecord, KeyRotation, KeyState, Store, StoreError};
 
 /// The purpose (token kind) of access-token keys.
 pub const ACCESS: &str = "access";
+/// The purpose of registry-token keys (ES256 or RS256, for CNCF distribution). They are
+/// not in the JWKS and never verify access tokens.
+pub const REGISTRY: &str = "registry";
 
 /// Key lifecycle settings.
 #[derive(Debug, Clone)]
@@ -66,7 +69,7 @@ impl KeySnapshot {
         self.active.get(purpose)
     }
 
-    /// A published key by kid.
+    /// A published access-token key by kid.
     #[must_use]
     pub fn verifier(&self, kid: &str) -> Option<&VerifyingKey> {
         self.verifiers.get(kid)
@@ -225,8 +228,12 @@ impl KeyRing {
                 };
                 active.insert(rec.purpose.clone(), signer);
             }
-            verifiers.insert(rec.kid.clone(), verifier);
-            jwks.keys.push(jwk);
+            // The JWKS and the verifiers are for access tokens: a key of another purpose
+            // (registry) must not make a token of its kind pass for an access token.
+            if rec.purpose == ACCESS {
+                verifiers.insert(rec.kid.clone(), verifier);
+                jwks.keys.push(jwk);
+            }
         }
         let jwks_body = Bytes::from(serde_json::to_vec(&jwks).unwrap_or_default());
         let digest = digest::digest(&digest::SHA256, &jwks_body);
@@ -239,6 +246,25 @@ impl KeyRing {
             etag,
         });
         Ok(())
+    }
+
+    /// Every key of `purpose` that is or will be trusted (active, next, and retired but
+    /// still published), opened: e.g. for the certificates a registry must trust, which
+    /// must include the next key before it signs.
+    pub fn published_signing_keys(&self, purpose: &str) -> Result<Vec<SigningKey>, KeyError> {
+        let now = self.now();
+        let snapshot = self.snapshot();
+        let mut out = Vec::new();
+        for rec in snapshot.records().iter().filter(|r| r.purpose == purpose) {
+            if rec.state == KeyState::Retired && rec.publish_until.is_some_and(|t| t <= now) {
+                continue;
+            }
+            let alg: SigningAlg = rec.alg.parse().map_err(|e: tollgate_core::alg::UnknownAlg| {
+                KeyError::InvalidState(format!("key {}: {e}", rec.kid))
+            })?;
+            out.push(self.open(rec, alg)?);
+        }
+        Ok(out)
     }
 
     fn open(&self, rec: &KeyRecord, alg: SigningAlg) -> Result<SigningKey, KeyError> {

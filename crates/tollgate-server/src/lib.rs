@@ -22,6 +22,7 @@ pub mod keyring;
 pub mod metrics;
 pub mod openapi;
 pub mod orgs;
+pub mod registry;
 pub mod routes;
 pub mod sessions;
 pub mod snapshot;

@@ -62,6 +62,33 @@ pub struct Metrics {
     pub upstream_verifications: Family<UpstreamLabels, Counter>,
     /// Token exchanges by issuer and outcome (`ok` or a reason code).
     pub exchanges: Family<UpstreamLabels, Counter>,
+    /// Registry actions asked for, by action and whether they were granted.
+    pub registry_grants: Family<RegistryLabels, Counter>,
+}
+
+/// A registry action (`pull`, `push`, `delete`, `*`, or `other`) and `granted`/`denied`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegistryLabels {
+    pub action: &'static str,
+    pub result: &'static str,
+}
+
+impl RegistryLabels {
+    /// Labels for `action`; unknown actions share one label (clients choose the text).
+    #[must_use]
+    pub fn new(action: &str, granted: bool) -> Self {
+        let action = match action {
+            "pull" => "pull",
+            "push" => "push",
+            "delete" => "delete",
+            "*" => "*",
+            _ => "other",
+        };
+        Self {
+            action,
+            result: if granted { "granted" } else { "denied" },
+        }
+    }
 }
 
 /// An upstream issuer's configured name (never a token's raw `iss`) and an outcome.
@@ -90,6 +117,12 @@ impl Metrics {
         let jwks_expiry = Family::<IssuerLabel, Gauge>::default();
         let upstream_verifications = Family::<UpstreamLabels, Counter>::default();
         let exchanges = Family::<UpstreamLabels, Counter>::default();
+        let registry_grants = Family::<RegistryLabels, Counter>::default();
+        registry.register(
+            "registry_grants",
+            "Registry actions asked for, by action and result (granted, denied)",
+            registry_grants.clone(),
+        );
         registry.register(
             "upstream_verifications",
             "Upstream token verifications by issuer and outcome (ok or reason code)",
@@ -152,6 +185,7 @@ impl Metrics {
             jwks_expiry,
             upstream_verifications,
             exchanges,
+            registry_grants,
         }
     }
 

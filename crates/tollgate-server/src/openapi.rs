@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use tollgate_proto::{ErrorBody, admin, audit, discovery, oauth, ops, orgs};
+use tollgate_proto::{ErrorBody, admin, audit, discovery, oauth, ops, orgs, registry};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -31,6 +31,9 @@ use crate::routes;
         routes::orgs::revoke_service_accounts, routes::orgs::sessions, routes::orgs::revoke_session,
         routes::orgs::audit,
         routes::me::get, routes::me::sessions, routes::me::revoke_session, routes::me::logout, routes::me::revoke_token,
+        routes::registry::token_get, routes::registry::token_post, routes::registry::pull_credentials,
+        routes::registry::revoke_pull_credential, routes::registry::create_api_key,
+        routes::registry::list_api_keys, routes::registry::revoke_api_key, routes::registry::config,
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics, routes::ops::openapi,
     ),
     components(schemas(
@@ -45,6 +48,8 @@ use crate::routes;
         orgs::CreateOrgRequest, orgs::ExternalOrgId, orgs::OrgInfo, orgs::SetIssuersRequest, orgs::MemberInfo,
         orgs::SetMemberRequest, orgs::RoleInfo, orgs::PutRoleRequest, orgs::RevokedServiceAccounts,
         orgs::MembershipInfo, orgs::MeInfo, orgs::RevokeTokenRequest,
+        registry::RegistryTokenResponse, registry::PullCredentialRequest, registry::PullCredential,
+        registry::CreateApiKeyRequest, registry::ApiKeyInfo, registry::RegistryConfigResponse,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -55,6 +60,7 @@ use crate::routes;
         (name = "issuers", description = "Trusted upstream issuers and token diagnostics (admin bearer token)"),
         (name = "orgs", description = "Orgs, members, roles, org service accounts, sessions and audit (user token with the org's permissions, or admin token)"),
         (name = "me", description = "The calling user's own profile and sessions (user token)"),
+        (name = "registry", description = "Container registry token server (distribution token authentication), pull credentials, API keys"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -69,6 +75,12 @@ impl Modify for Security {
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         // OAuth client authentication: HTTP Basic (or client_id/client_secret in the form).
         components.add_security_scheme("client", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::new("X-API-Key"),
+            )),
+        );
     }
 }
 

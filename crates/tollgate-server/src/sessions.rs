@@ -325,6 +325,31 @@ fn narrowed_grant(
     })
 }
 
+/// The live session a refresh token belongs to, without spending the token: for clients
+/// that present a refresh token as a password (`docker login`). `None` unless the token is
+/// unspent and its session unrevoked, within its lifetimes, and of its user's version.
+pub async fn peek(state: &AppState, token: &str) -> Result<Option<SessionRecord>, ApiError> {
+    if secret_token::check(SecretKind::RefreshToken, token).is_err() {
+        return Ok(None);
+    }
+    let Some((_, record, session)) = find(state, token).await? else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    let idle_end = UnixTime(session.last_used_at).plus(state.config.tokens.refresh_idle_ttl);
+    if record.used_at.is_some()
+        || session.revoked_at.is_some()
+        || now.0 >= session.expires_at
+        || now >= idle_end
+    {
+        return Ok(None);
+    }
+    let user = state.store.get_user(&session.user_id).await?;
+    Ok(user
+        .filter(|u| u.disabled_at.is_none() && u.user_ver == session.user_ver)
+        .map(|_| session))
+}
+
 /// A session as the API shows it.
 #[must_use]
 pub fn info(s: SessionRecord) -> tollgate_proto::admin::SessionInfo {

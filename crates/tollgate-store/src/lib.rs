@@ -226,6 +226,24 @@ pub trait Orgs {
     async fn delete_role(&self, org_id: &str, name: &str) -> Result<bool>;
 }
 
+/// Registry pull credentials and internal API keys, by keyed hash.
+#[async_trait]
+pub trait RegistryCredentials {
+    async fn insert_pull_credential(&self, c: &PullCredentialRecord) -> Result<()>;
+    async fn get_pull_credential(&self, id: &str) -> Result<Option<PullCredentialRecord>>;
+    /// Revokes a credential; false if unknown or revoked already.
+    async fn revoke_pull_credential(&self, id: &str, now: i64) -> Result<bool>;
+    /// Deletes credentials that expired before `before`; how many.
+    async fn purge_expired_pull_credentials(&self, before: i64) -> Result<u64>;
+
+    /// `Conflict` if the name is taken.
+    async fn insert_api_key(&self, k: &ApiKeyRecord) -> Result<()>;
+    async fn find_api_key(&self, hash: &SecretHash) -> Result<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    /// Revokes a key; false if unknown or revoked already.
+    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool>;
+}
+
 /// The `jti` denylist of revoked tokens; entries go when the token would have expired.
 #[async_trait]
 pub trait Revocations {
@@ -266,6 +284,7 @@ pub trait Store:
     + Users
     + Sessions
     + Orgs
+    + RegistryCredentials
     + Revocations
     + Audit
     + Send
@@ -284,6 +303,7 @@ impl<T> Store for T where
         + Users
         + Sessions
         + Orgs
+        + RegistryCredentials
         + Revocations
         + Audit
         + Send

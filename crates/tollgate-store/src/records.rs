@@ -334,3 +334,29 @@ pub enum MembershipChange {
     /// The org, the user or (for removals) the membership does not exist.
     NotFound,
 }
+
+/// A registry pull credential: a password limited to pulling one repository until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullCredentialRecord {
+    /// `tgpc_…`, also the username.
+    pub id: String,
+    pub secret: SecretHash,
+    pub repository: String,
+    pub org_id: String,
+    /// The API key (or admin) that minted it.
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// An internal service's API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// `tgak_…`
+    pub id: String,
+    pub name: String,
+    pub secret: SecretHash,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}

@@ -3,6 +3,7 @@
 //! both; only connecting and the migrations differ.
 
 mod orgs;
+mod registry;
 
 use crate::{
     AdminTokenRecord, AdminTokens, ClientRecord, Clients, Health, IdentityRecord, IssuerRecord, Issuers,

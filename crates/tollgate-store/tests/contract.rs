@@ -960,6 +960,50 @@ async fn org_service_accounts_are_disabled_together(s: Arc<dyn Store>) {
     assert_eq!(s.get_client("tgc_c").await.unwrap().unwrap().disabled_at, None);
 }
 
+async fn pull_credentials_and_api_keys(s: Arc<dyn Store>) {
+    s.create_org(&org("org_a"), None).await.unwrap();
+    let cred = tollgate_store::PullCredentialRecord {
+        id: "tgpc_1".into(),
+        secret: rt(1),
+        repository: "org_a-name/app".into(),
+        org_id: "org_a".into(),
+        created_by: "apikey:tgak_1".into(),
+        created_at: 10,
+        expires_at: 100,
+        revoked_at: None,
+    };
+    s.insert_pull_credential(&cred).await.unwrap();
+    assert_eq!(s.get_pull_credential("tgpc_1").await.unwrap(), Some(cred.clone()));
+    assert!(s.revoke_pull_credential("tgpc_1", 20).await.unwrap());
+    assert!(!s.revoke_pull_credential("tgpc_1", 21).await.unwrap());
+    assert_eq!(
+        s.get_pull_credential("tgpc_1").await.unwrap().unwrap().revoked_at,
+        Some(20)
+    );
+    assert_eq!(s.purge_expired_pull_credentials(100).await.unwrap(), 0);
+    assert_eq!(s.purge_expired_pull_credentials(101).await.unwrap(), 1);
+
+    let key = tollgate_store::ApiKeyRecord {
+        id: "tgak_1".into(),
+        name: "builder".into(),
+        secret: rt(2),
+        created_at: 1,
+        revoked_at: None,
+    };
+    s.insert_api_key(&key).await.unwrap();
+    let mut dup = key.clone();
+    dup.id = "tgak_2".into();
+    dup.secret = rt(3);
+    assert!(matches!(
+        s.insert_api_key(&dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.find_api_key(&rt(2)).await.unwrap(), Some(key.clone()));
+    assert_eq!(s.find_api_key(&rt(3)).await.unwrap(), None);
+    assert!(s.revoke_api_key("tgak_1", 5).await.unwrap());
+    assert_eq!(s.list_api_keys().await.unwrap()[0].revoked_at, Some(5));
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1041,6 +1085,7 @@ contract!(
     the_last_owner_stays,
     roles_round_trip_and_held_roles_stay,
     org_service_accounts_are_disabled_together,
+    pull_credentials_and_api_keys,
 );
 
 #[test]

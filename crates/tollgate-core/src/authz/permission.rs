@@ -198,6 +198,8 @@ pub fn catalog() -> &'static [(&'static str, &'static str)] {
         ),
         ("registry:pull", "Pull from the org's container repositories."),
         ("registry:push", "Push to the org's container repositories."),
+        ("registry:delete", "Delete from the org's container repositories."),
+        ("registry:catalog", "List the registry's repositories."),
         ("certificate:sign:client", "Get client certificates."),
         ("certificate:sign:server", "Get server certificates."),
     ]

@@ -8,6 +8,7 @@ pub mod me;
 pub mod oauth;
 pub mod ops;
 pub mod orgs;
+pub mod registry;
 pub mod status;
 pub mod users;
 
@@ -36,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
+        // Registry clients ask anonymously first; their Basic credentials are checked inside.
+        .route("/v2/token", get(registry::token_get).post(registry::token_post))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -108,6 +111,20 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/me/sessions/{id}/revoke", post(me::revoke_session))
         .route("/v1/me/logout", post(me::logout))
         .route("/v1/me/tokens/revoke", post(me::revoke_token))
+        .route(
+            "/internal/registry/pull-credentials",
+            post(registry::pull_credentials),
+        )
+        .route("/v1/admin/registry/config", get(registry::config))
+        .route(
+            "/v1/admin/registry/pull-credentials/{id}/revoke",
+            post(registry::revoke_pull_credential),
+        )
+        .route(
+            "/v1/admin/api-keys",
+            get(registry::list_api_keys).post(registry::create_api_key),
+        )
+        .route("/v1/admin/api-keys/{id}/revoke", post(registry::revoke_api_key))
         .route("/v1/issuers", get(issuers::list).post(issuers::create))
         .route("/v1/issuers/{name}", put(issuers::update).delete(issuers::delete))
         .route("/v1/verify", post(issuers::verify));

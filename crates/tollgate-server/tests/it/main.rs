@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod mock_idp;
+mod registry;
+mod registry_harness;
 mod test_app;
 
 mod admin;

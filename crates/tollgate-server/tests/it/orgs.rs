@@ -24,7 +24,7 @@ pub(crate) struct World {
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) access: String,
-    refresh: String,
+    pub(crate) refresh: String,
     as_user: Client,
 }
 
