@@ -1,8 +1,13 @@
-//! The upstream issuer of the token-exchange phase, served by the load generator itself.
+//! The upstream issuers of the token-exchange and refresh phases, served by the load
+//! generator itself.
 //!
-//! It holds an RS256 key, serves OpenID Connect discovery and its JWKS on 127.0.0.1, and
-//! mints Clerk-shaped session tokens. The server child trusts it through the hidden
-//! `--upstream-issuer` flag and finds its keys by discovery, as it would a real IdP's.
+//! One RS256 key, two issuers on 127.0.0.1 that both publish it: `…/clerk`, whose exchanges
+//! issue access tokens only (the token-exchange phase), and `…/clerk/sessions`, whose
+//! exchanges also start a session with a rotating refresh token (the refresh phase). Two
+//! issuers, so that the token-exchange phase does not pay for a session per request. Each
+//! serves OpenID Connect discovery and its JWKS and mints Clerk-shaped session tokens. The
+//! server child trusts both through the hidden `--upstream-issuer` flag (the first one's
+//! URL) and finds their keys by discovery, as it would a real IdP's.
 
 use anyhow::Context as _;
 use axum::Router;
@@ -17,26 +22,58 @@ use tollgate_core::upstream::{GrantSpec, IssuerSpec, Preset};
 use tollgate_core::{SigningAlg, UnixTime};
 use tollgate_crypto::{SigningKey, VerifyingKey, jws};
 
-/// The issuer's name in the server's configuration.
+/// The issuers' names in the server's configuration: without and with sessions.
 const ISSUER_NAME: &str = "loadgen-idp";
-/// The path under which the issuer lives on its port.
+const SESSIONS_ISSUER_NAME: &str = "loadgen-idp-sessions";
+/// The path under which the issuer without sessions lives on its port.
 const ISSUER_PATH: &str = "/clerk";
+/// Appended to that issuer's URL: the issuer whose exchanges start sessions.
+const SESSIONS_SUFFIX: &str = "/sessions";
 
-/// How the server trusts the issuer at `issuer_url`: Clerk's preset (no `aud`, `sid`
-/// required), keys by discovery, and a grant for the tokens exchanged from it.
-pub fn issuer_spec(issuer_url: &str) -> IssuerSpec {
-    IssuerSpec {
-        name: ISSUER_NAME.to_owned(),
-        issuer: issuer_url.to_owned(),
+/// The URL of the issuer with sessions, given the one of the issuer without.
+fn sessions_issuer_url(issuer_url: &str) -> String {
+    format!("{issuer_url}{SESSIONS_SUFFIX}")
+}
+
+/// How the server trusts the issuers, given the URL of the first: Clerk's preset (no `aud`,
+/// `sid` required), keys by discovery, and a grant for the tokens exchanged from them; the
+/// second one's grant also starts sessions (`refresh_tokens = true`).
+pub fn issuer_specs(issuer_url: &str) -> [IssuerSpec; 2] {
+    let spec = |name: &str, issuer: String, refresh_tokens: bool| IssuerSpec {
+        name: name.to_owned(),
+        issuer,
         preset: Preset::Clerk,
         authorized_parties: vec!["https://app.example.com".to_owned()],
         grant: Some(GrantSpec {
             scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
             audiences: vec!["https://api.example.com/orders".to_owned()],
+            refresh_tokens,
             ..GrantSpec::default()
         }),
         enabled: true,
         ..IssuerSpec::default()
+    };
+    [
+        spec(ISSUER_NAME, issuer_url.to_owned(), false),
+        spec(SESSIONS_ISSUER_NAME, sessions_issuer_url(issuer_url), true),
+    ]
+}
+
+/// Which of the two issuers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// Exchanges issue an access token only.
+    Plain,
+    /// Exchanges also start a session and return a refresh token.
+    Sessions,
+}
+
+impl Upstream {
+    fn index(self) -> usize {
+        match self {
+            Upstream::Plain => 0,
+            Upstream::Sessions => 1,
+        }
     }
 }
 
@@ -49,15 +86,24 @@ pub struct UpstreamIdp {
     server: tokio::task::JoinHandle<()>,
 }
 
-/// Requests each endpoint has served.
+/// Requests each issuer's endpoints have served, by [`Upstream::index`].
 #[derive(Debug, Default)]
 struct Fetches {
-    discovery: AtomicU64,
-    jwks: AtomicU64,
+    discovery: [AtomicU64; 2],
+    jwks: [AtomicU64; 2],
+}
+
+/// Discovery documents and JWKS one issuer served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuerFetches {
+    pub name: &'static str,
+    pub discovery: u64,
+    pub jwks: u64,
 }
 
 impl UpstreamIdp {
-    /// Generates the RS256 key and serves discovery and the JWKS on 127.0.0.1, a free port.
+    /// Generates the RS256 key and serves both issuers' discovery and JWKS on 127.0.0.1, a
+    /// free port.
     pub async fn start() -> anyhow::Result<Self> {
         let (key, _pkcs8) =
             SigningKey::generate(SigningAlg::RS256).context("cannot generate the upstream RSA key")?;
@@ -66,31 +112,40 @@ impl UpstreamIdp {
             .context("cannot listen on 127.0.0.1 for the upstream issuer")?;
         let issuer_url = format!("http://{}{ISSUER_PATH}", listener.local_addr()?);
         let fetches = Arc::new(Fetches::default());
-        let discovery = json!({
-            "issuer": issuer_url,
-            "jwks_uri": format!("{issuer_url}/.well-known/jwks.json"),
-            "id_token_signing_alg_values_supported": ["RS256"],
-        });
         let jwks = json!({ "keys": [key.public_jwk()] });
-        let (on_discovery, on_jwks) = (fetches.clone(), fetches.clone());
-        let router = Router::new()
-            .route(
-                &format!("{ISSUER_PATH}/.well-known/openid-configuration"),
-                get(move || async move {
-                    on_discovery.discovery.fetch_add(1, Ordering::Relaxed);
-                    axum::Json(discovery)
-                }),
-            )
-            .route(
-                &format!("{ISSUER_PATH}/.well-known/jwks.json"),
-                get(move || async move {
-                    on_jwks.jwks.fetch_add(1, Ordering::Relaxed);
-                    (
-                        [(header::CACHE_CONTROL, "public, max-age=3600")],
-                        axum::Json(jwks),
-                    )
-                }),
-            );
+        let mut router = Router::new();
+        for (upstream, path) in [
+            (Upstream::Plain, ISSUER_PATH.to_owned()),
+            (Upstream::Sessions, sessions_issuer_url(ISSUER_PATH)),
+        ] {
+            let url = format!("http://{}{path}", listener.local_addr()?);
+            let discovery = json!({
+                "issuer": url,
+                "jwks_uri": format!("{url}/.well-known/jwks.json"),
+                "id_token_signing_alg_values_supported": ["RS256"],
+            });
+            let jwks = jwks.clone();
+            let (on_discovery, on_jwks) = (fetches.clone(), fetches.clone());
+            let i = upstream.index();
+            router = router
+                .route(
+                    &format!("{path}/.well-known/openid-configuration"),
+                    get(move || async move {
+                        on_discovery.discovery[i].fetch_add(1, Ordering::Relaxed);
+                        axum::Json(discovery)
+                    }),
+                )
+                .route(
+                    &format!("{path}/.well-known/jwks.json"),
+                    get(move || async move {
+                        on_jwks.jwks[i].fetch_add(1, Ordering::Relaxed);
+                        (
+                            [(header::CACHE_CONTROL, "public, max-age=3600")],
+                            axum::Json(jwks),
+                        )
+                    }),
+                );
+        }
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 println!("warning: the upstream issuer stopped serving: {e}");
@@ -104,7 +159,8 @@ impl UpstreamIdp {
         })
     }
 
-    /// The issuer URL (`iss`), on 127.0.0.1.
+    /// The URL (`iss`) of the issuer without sessions, on 127.0.0.1; the server child is
+    /// given this one and derives the other.
     pub fn issuer_url(&self) -> &str {
         &self.issuer_url
     }
@@ -114,18 +170,39 @@ impl UpstreamIdp {
         VerifyingKey::for_signing_key(&self.key).context("cannot build the upstream verifying key")
     }
 
-    /// A Clerk v2 session token issued at `now` that stays valid for `lifetime`.
+    /// A Clerk v2 session token of the issuer without sessions, for the default user,
+    /// issued at `now` that stays valid for `lifetime`.
     pub fn mint(&self, now: UnixTime, lifetime: Duration) -> anyhow::Result<String> {
-        let claims = session_claims(&self.issuer_url, now, lifetime);
+        self.mint_for(Upstream::Plain, DEFAULT_SUBJECT, now, lifetime)
+    }
+
+    /// A Clerk v2 session token of `upstream` for the upstream user `subject`.
+    pub fn mint_for(
+        &self,
+        upstream: Upstream,
+        subject: &str,
+        now: UnixTime,
+        lifetime: Duration,
+    ) -> anyhow::Result<String> {
+        let issuer_url = match upstream {
+            Upstream::Plain => self.issuer_url.clone(),
+            Upstream::Sessions => sessions_issuer_url(&self.issuer_url),
+        };
+        let claims = session_claims(&issuer_url, subject, now, lifetime);
         jws::sign(&self.key, "JWT", &claims).context("cannot sign the upstream token")
     }
 
-    /// Discovery documents and JWKS served so far.
-    pub fn fetches(&self) -> (u64, u64) {
-        (
-            self.fetches.discovery.load(Ordering::Relaxed),
-            self.fetches.jwks.load(Ordering::Relaxed),
-        )
+    /// Discovery documents and JWKS each issuer served so far.
+    pub fn fetches(&self) -> [IssuerFetches; 2] {
+        [
+            (Upstream::Plain, ISSUER_NAME),
+            (Upstream::Sessions, SESSIONS_ISSUER_NAME),
+        ]
+        .map(|(upstream, name)| IssuerFetches {
+            name,
+            discovery: self.fetches.discovery[upstream.index()].load(Ordering::Relaxed),
+            jwks: self.fetches.jwks[upstream.index()].load(Ordering::Relaxed),
+        })
     }
 }
 
@@ -135,8 +212,11 @@ impl Drop for UpstreamIdp {
     }
 }
 
-/// Claims of a Clerk v2 session token, ids of Clerk's length.
-fn session_claims(issuer_url: &str, now: UnixTime, lifetime: Duration) -> Value {
+/// The upstream user of the tokens [`UpstreamIdp::mint`] signs, an id of Clerk's length.
+const DEFAULT_SUBJECT: &str = "user_2mXn4R9pQ7sT1vW8yZ3bC5dF0gH";
+
+/// Claims of a Clerk v2 session token for `subject`, ids of Clerk's length.
+fn session_claims(issuer_url: &str, subject: &str, now: UnixTime, lifetime: Duration) -> Value {
     let life = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
     json!({
         "azp": "https://app.example.com",
@@ -154,7 +234,7 @@ fn session_claims(issuer_url: &str, now: UnixTime, lifetime: Duration) -> Value 
             "slg": "acme",
         },
         "sid": "sess_2mXn4QzK8bY1vR7tW3pL9cD6fHj",
-        "sub": "user_2mXn4R9pQ7sT1vW8yZ3bC5dF0gH",
+        "sub": subject,
         "v": 2,
     })
 }
@@ -164,11 +244,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_issuer_spec_resolves_for_a_loopback_url() {
-        let issuer = issuer_spec("http://127.0.0.1:40123/clerk")
-            .resolve()
-            .expect("valid spec");
-        assert_eq!(issuer.name, ISSUER_NAME);
-        assert!(!issuer.audience.required, "Clerk session tokens carry no aud");
+    fn the_issuer_specs_resolve_for_a_loopback_url() {
+        let [plain, sessions] =
+            issuer_specs("http://127.0.0.1:40123/clerk").map(|spec| spec.resolve().expect("valid spec"));
+        assert_eq!(plain.name, ISSUER_NAME);
+        assert!(!plain.audience.required, "Clerk session tokens carry no aud");
+        assert!(
+            !plain.refresh_tokens,
+            "the token-exchange phase starts no sessions"
+        );
+        assert_eq!(sessions.issuer, "http://127.0.0.1:40123/clerk/sessions");
+        assert!(sessions.refresh_tokens, "the refresh phase needs sessions");
     }
 }

@@ -1,16 +1,21 @@
 //! Driving one endpoint with a fixed number of requests in flight, bounded in time and count.
 //!
-//! Every worker replays a clone of one prepared request on a shared keep-alive client, and
-//! records the latency of each request whatever its outcome. A request counts as failed
-//! unless it gets a 2xx answer of the expected shape.
+//! Workers share a keep-alive client and record the latency of each request whatever its
+//! outcome. In most phases every worker replays a clone of one prepared request, which
+//! counts as failed unless it gets a 2xx answer of the expected shape. In the refresh phase
+//! each worker follows a chain of its own: it spends its current refresh token and keeps
+//! the one the answer rotates in; anything but a 200 with a new refresh token is a failure,
+//! and it ends the worker's chain (the token it presented may or may not be spent by then,
+//! and presenting a spent one again would revoke the session), so no worker ever goes on
+//! with a stale token.
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tollgate_client::ClientCredentials;
-use tollgate_proto::oauth::IntrospectionResponse;
+use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
 
 /// No single request may take longer; it bounds how long a phase can overrun its deadline.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,6 +99,50 @@ impl Target {
     }
 }
 
+/// The refresh phase's chains: one session per worker, and the refresh token each will
+/// spend next (`None` once its chain has ended on a failure).
+#[derive(Debug)]
+pub struct RefreshChains {
+    token_url: reqwest::Url,
+    next: Vec<Mutex<Option<String>>>,
+}
+
+impl RefreshChains {
+    /// Starts one session per upstream token (each an RFC 8693 exchange with an issuer that
+    /// allows sessions) and keeps the refresh tokens they return. Fails on any refusal.
+    pub async fn start(
+        http: &reqwest::Client,
+        base_url: &str,
+        upstream_tokens: &[String],
+    ) -> anyhow::Result<Self> {
+        let token_url: reqwest::Url = format!("{base_url}/oauth/token")
+            .parse()
+            .context("invalid server URL")?;
+        let mut next = Vec::with_capacity(upstream_tokens.len());
+        for subject_token in upstream_tokens {
+            let request = http.post(token_url.clone()).form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                ("subject_token", subject_token.as_str()),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ]);
+            let refresh_token = expect_refresh_token(request, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start a session: {e}"))?;
+            next.push(Mutex::new(Some(refresh_token)));
+        }
+        Ok(Self { token_url, next })
+    }
+}
+
+/// What the workers of a phase do.
+#[derive(Debug)]
+pub enum Workload {
+    /// Every worker replays the one request.
+    Replay(Target),
+    /// Worker `i` follows chain `i`; there are as many workers as chains.
+    Refresh(RefreshChains),
+}
+
 /// RFC 6749 §2.3.1 wants id and secret form-encoded first; tollgate's ids and secrets are
 /// `[0-9A-Za-z_]`, which form-encoding leaves as they are.
 fn basic_auth(builder: reqwest::RequestBuilder, creds: &ClientCredentials) -> reqwest::RequestBuilder {
@@ -110,6 +159,8 @@ pub struct PhaseResult {
     pub errors: u64,
     /// Set whenever `errors > 0`.
     pub first_error: Option<String>,
+    /// Workers that stopped before the end because their chain broke (refresh phase).
+    pub stopped_workers: u64,
 }
 
 impl PhaseResult {
@@ -136,16 +187,21 @@ impl PhaseResult {
     }
 }
 
-/// Runs `target` with `limits.concurrency` workers until the deadline or the request budget.
+/// Runs `workload` until the deadline or the request budget: with `limits.concurrency`
+/// workers, or one per chain.
 pub async fn run(
     http: &reqwest::Client,
-    target: Arc<Target>,
+    workload: Arc<Workload>,
     limits: &Limits,
 ) -> anyhow::Result<PhaseResult> {
+    let workers = match &*workload {
+        Workload::Replay(_) => usize::from(limits.concurrency),
+        Workload::Refresh(chains) => chains.next.len(),
+    };
     let budget = Arc::new(Budget::new(limits));
     let started = Instant::now();
-    let workers: Vec<_> = (0..limits.concurrency)
-        .map(|_| tokio::spawn(worker(http.clone(), target.clone(), budget.clone())))
+    let workers: Vec<_> = (0..workers)
+        .map(|i| tokio::spawn(worker(http.clone(), workload.clone(), i, budget.clone())))
         .collect();
     let mut total = Tally::default();
     for w in workers {
@@ -158,6 +214,7 @@ pub async fn run(
         latencies: total.latencies,
         errors: total.errors,
         first_error: total.first_error,
+        stopped_workers: total.stopped,
     })
 }
 
@@ -190,6 +247,7 @@ struct Tally {
     latencies: Vec<Duration>,
     errors: u64,
     first_error: Option<String>,
+    stopped: u64,
 }
 
 impl Tally {
@@ -204,20 +262,90 @@ impl Tally {
     fn merge(&mut self, other: Tally) {
         self.latencies.extend(other.latencies);
         self.errors += other.errors;
+        self.stopped += other.stopped;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
     }
 }
 
-async fn worker(http: reqwest::Client, target: Arc<Target>, budget: Arc<Budget>) -> Tally {
+async fn worker(http: reqwest::Client, workload: Arc<Workload>, index: usize, budget: Arc<Budget>) -> Tally {
+    match &*workload {
+        Workload::Replay(target) => replay(&http, target, &budget).await,
+        Workload::Refresh(chains) => match chains.next.get(index) {
+            Some(next) => follow_chain(&http, &chains.token_url, next, &budget).await,
+            None => Tally::default(),
+        },
+    }
+}
+
+async fn replay(http: &reqwest::Client, target: &Target, budget: &Budget) -> Tally {
     let mut tally = Tally::default();
     while budget.take() {
         let started = Instant::now();
-        let outcome = send(&http, &target).await;
+        let outcome = send(http, target).await;
         tally.record(started.elapsed(), outcome);
     }
     tally
+}
+
+/// Spends the chain's refresh token and keeps its successor, request after request; stops
+/// at the first failure and leaves the chain ended.
+async fn follow_chain(
+    http: &reqwest::Client,
+    token_url: &reqwest::Url,
+    next: &Mutex<Option<String>>,
+    budget: &Budget,
+) -> Tally {
+    let mut tally = Tally::default();
+    // Taken for the whole run; put back only if the chain is still good at the end.
+    let Some(mut current) = next.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        return tally;
+    };
+    while budget.take() {
+        let started = Instant::now();
+        let request = http.post(token_url.clone()).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", current.as_str()),
+        ]);
+        let outcome = expect_refresh_token(request, Some(&current)).await;
+        let latency = started.elapsed();
+        match outcome {
+            Ok(successor) => {
+                tally.record(latency, Ok(()));
+                current = successor;
+            }
+            Err(e) => {
+                tally.record(latency, Err(format!("{e} (this worker's chain ended here)")));
+                tally.stopped += 1;
+                return tally;
+            }
+        }
+    }
+    *next.lock().unwrap_or_else(PoisonError::into_inner) = Some(current);
+    tally
+}
+
+/// Sends a request that must answer exactly 200 with a refresh token (other than `spent`,
+/// the one it presented); returns that token.
+async fn expect_refresh_token(
+    request: reqwest::RequestBuilder,
+    spent: Option<&str>,
+) -> Result<String, String> {
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    if status != reqwest::StatusCode::OK {
+        let quoted = String::from_utf8_lossy(&body[..body.len().min(QUOTED_BODY)]).into_owned();
+        return Err(format!("HTTP {status}: {quoted}"));
+    }
+    let answer: TokenResponse = serde_json::from_slice(&body)
+        .map_err(|e| format!("the token answer is not JSON of the expected shape: {e}"))?;
+    match answer.refresh_token {
+        Some(t) if t.starts_with("tg_rt_") && Some(t.as_str()) != spent => Ok(t),
+        Some(_) => Err("the answer's refresh_token is not a new tg_rt_ token".to_owned()),
+        None => Err("the answer has no refresh_token".to_owned()),
+    }
 }
 
 /// Sends one request and reads the whole answer, so the connection can be reused.

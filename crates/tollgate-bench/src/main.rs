@@ -1,13 +1,17 @@
 //! `loadgen`: a loopback load benchmark of tollgate's OAuth endpoints.
 //!
 //! The server runs in a child process (this binary re-executed with `--serve-on-loopback`),
-//! so its CPU time can be told apart from the load generator's. The parent also serves an
-//! upstream OpenID issuer (discovery and JWKS, an RS256 key) on 127.0.0.1, which the server
-//! is configured to trust. It creates a service account, then drives three phases over
-//! keep-alive connections to 127.0.0.1, each ending after `--seconds` or `--max-requests`,
+//! so its CPU time can be told apart from the load generator's, on SQLite in a temporary
+//! directory or on a schema of its own in a PostgreSQL database (`--database`). The parent
+//! also serves two upstream OpenID issuers (discovery and JWKS, one RS256 key) on 127.0.0.1,
+//! which the server is configured to trust, one of them with sessions. It creates a service
+//! account, then drives the phases chosen with `--phases` over keep-alive connections to
+//! 127.0.0.1, each after a warm-up and ending after `--seconds` or `--max-requests`,
 //! whichever comes first: `client_credentials` token requests, introspection of one token,
-//! and RFC 8693 token exchange of one upstream token (replayed: exchange does not refuse
-//! a replayed upstream token).
+//! RFC 8693 token exchange of one upstream token (replayed: exchange does not refuse a
+//! replayed upstream token), and refresh-token rotation (each connection a chain: one
+//! exchange starts a session, then every refresh spends the current refresh token and
+//! continues with the one it returns).
 //!
 //! Each phase's throughput is set against the crypto a request cannot avoid, timed
 //! single-threaded in this process before the server starts.
@@ -15,6 +19,7 @@
 #![allow(clippy::print_stdout)] // A command-line tool: its report goes to stdout.
 
 mod cpu;
+mod database;
 mod idp;
 mod load;
 mod raw_crypto;
@@ -34,26 +39,69 @@ use tollgate_proto::admin::CreateClientRequest;
 use tollgate_server::clock::SystemClock;
 
 use crate::cpu::CpuUsage;
-use crate::idp::UpstreamIdp;
-use crate::load::{Limits, PhaseResult, Target};
+use crate::database::{Database, DatabaseArg};
+use crate::idp::{Upstream, UpstreamIdp};
+use crate::load::{Limits, PhaseResult, RefreshChains, Target, Workload};
 use crate::raw_crypto::RawCrypto;
 use crate::server::{ServeOptions, ServerProcess};
 
 /// Time and count bounds of the raw crypto measurements (per operation).
 const RAW_BUDGET: Duration = Duration::from_secs(1);
-/// Longest warm-up before each phase; its requests are not counted in the results.
-const WARM_UP: Duration = Duration::from_secs(1);
 /// How much longer than the phases need the upstream token stays valid.
 const UPSTREAM_MARGIN: Duration = Duration::from_secs(120);
 
+/// A phase: one kind of request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    /// `POST /oauth/token`, `grant_type=client_credentials`.
+    #[value(name = "client_credentials")]
+    ClientCredentials,
+    /// `POST /oauth/introspect` of one token.
+    #[value(name = "introspect")]
+    Introspect,
+    /// `POST /oauth/token`, RFC 8693 exchange of one upstream token.
+    #[value(name = "token_exchange")]
+    TokenExchange,
+    /// `POST /oauth/token`, `grant_type=refresh_token`, one rotating chain per connection.
+    #[value(name = "refresh")]
+    Refresh,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::ClientCredentials => "client_credentials",
+            Phase::Introspect => "introspect",
+            Phase::TokenExchange => "token_exchange",
+            Phase::Refresh => "refresh",
+        }
+    }
+}
+
 #[derive(Debug, clap::Parser)]
-#[command(about = "Loopback load benchmark of tollgate's token, token-exchange and introspection endpoints")]
+#[command(
+    about = "Loopback load benchmark of tollgate's token, token-exchange, refresh and introspection endpoints"
+)]
 struct Args {
-    /// Seconds per phase. At most 300, so that the token introspected in the second phase,
-    /// fetched before the first, is still within the server's 15-minute access-token life.
+    /// Seconds per phase, after the warm-up. At most 300, so that the token introspected in
+    /// the second phase, fetched before the first, is still within the server's 15-minute
+    /// access-token life.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     seconds: u64,
-    /// Requests in flight at once (tokio tasks sharing one keep-alive HTTP client).
+    /// Seconds of warm-up before each phase; its requests are not counted in the results,
+    /// and any failure among them aborts the run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=60))]
+    warm_up: u64,
+    /// The phases to run, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "client_credentials,introspect,token_exchange,refresh"
+    )]
+    phases: Vec<Phase>,
+    /// Requests in flight at once (tokio tasks sharing one keep-alive HTTP client); in the
+    /// refresh phase, also the number of sessions, each refreshed by one task.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     connections: u16,
     /// Most requests per phase.
@@ -62,9 +110,13 @@ struct Args {
     /// Algorithm the server signs access tokens with.
     #[arg(long, default_value_t = SigningAlg::EdDSA)]
     alg: SigningAlg,
-    /// An empty database for the server (e.g. postgres://...); SQLite in a temporary
-    /// directory by default.
-    #[arg(long)]
+    /// The server's database: `sqlite` (in a temporary directory) or a PostgreSQL URL such as
+    /// postgres://127.0.0.1:5432/test, in which a schema `tg_bench_<random>` is created for
+    /// the run and dropped after it.
+    #[arg(long, default_value = "sqlite")]
+    database: DatabaseArg,
+    /// Internal: the database URL the server opens (its schema selected).
+    #[arg(long, hide = true)]
     database_url: Option<String>,
     /// Internal: serve on 127.0.0.1 and announce the port on stdout.
     #[arg(long, hide = true)]
@@ -93,8 +145,9 @@ async fn main() -> anyhow::Result<()> {
     run(&args).await
 }
 
-/// Starts the upstream issuer, measures raw crypto, starts the server, runs the phases and
-/// always stops the server.
+/// Starts the upstream issuers, measures raw crypto, prepares the database, starts the
+/// server, runs the phases, and always stops the server and drops the database schema it
+/// created (also on Ctrl-C).
 async fn run(args: &Args) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     // Idle until the server's first exchange fetches its keys.
@@ -103,21 +156,31 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     // this runtime yet, so blocking its thread is harmless.
     let raw = RawCrypto::measure(args.alg, RAW_BUDGET, &idp)?;
     let data_dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
+    let database = Database::prepare(&args.database).await?;
     let options = ServeOptions {
         alg: args.alg,
         data_dir: data_dir.path().to_owned(),
-        database_url: args.database_url.clone(),
+        database_url: database.server_url(),
         upstream_issuer: Some(idp.issuer_url().to_owned()),
     };
-    let server = ServerProcess::spawn(&options).await?;
-    report::header(args, &server, &options, cores, &raw);
-    let outcome = benchmark(args, &server, &idp, &raw, cores).await;
-    server.stop().await;
+    let outcome = match ServerProcess::spawn(&options).await {
+        Ok(server) => {
+            report::header(args, &server, &options, &database, cores, &raw);
+            let outcome = tokio::select! {
+                outcome = benchmark(args, &server, &idp, &raw, cores) => outcome,
+                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            };
+            server.stop().await;
+            outcome
+        }
+        Err(e) => Err(e),
+    };
+    database.drop_schema().await;
     outcome
 }
 
-/// Sets up a service account and an upstream token and runs the three phases; fails if any
-/// request failed.
+/// Sets up a service account and an upstream token and runs the chosen phases; fails if
+/// any request failed.
 async fn benchmark(
     args: &Args,
     server: &ServerProcess,
@@ -127,59 +190,99 @@ async fn benchmark(
 ) -> anyhow::Result<()> {
     let creds = create_service_account(server).await?;
     let http = load::http_client(args.connections)?;
-    let token_target = Target::token(&http, &server.url(), &creds)?;
     let token = first_token(server, &creds).await?;
-    let introspect_target = Target::introspect(&http, &server.url(), &creds, &token)?;
     // Minted now, valid until the last phase is over (upstream session tokens usually live a
     // minute; one that outlives the run keeps expiry out of the figures).
-    let phase_time = args.seconds + WARM_UP.as_secs();
-    let upstream_life = Duration::from_secs(3 * phase_time + UPSTREAM_MARGIN.as_secs());
+    let phase_time = args.seconds + args.warm_up;
+    let phase_count = u64::try_from(args.phases.len()).unwrap_or(u64::MAX);
+    let upstream_life = Duration::from_secs(
+        phase_count
+            .saturating_mul(phase_time)
+            .saturating_add(UPSTREAM_MARGIN.as_secs()),
+    );
     let upstream_token = idp.mint(SystemClock.now(), upstream_life)?;
-    let exchange_target = Target::token_exchange(&http, &server.url(), &upstream_token)?;
     let limits = Limits {
         duration: Duration::from_secs(args.seconds),
         max_requests: args.max_requests,
         concurrency: args.connections,
     };
-    let phases = [
-        ("client_credentials", token_target, raw.issue()),
-        ("introspect", introspect_target, raw.introspect()),
-        ("token_exchange", exchange_target, raw.exchange()),
-    ];
     let mut failed = Vec::new();
-    for (name, target, raw_crypto) in phases {
-        let (result, cpu) = run_phase(&http, Arc::new(target), &limits, server).await?;
+    for &phase in &args.phases {
+        let url = server.url();
+        let (workload, raw_crypto) = match phase {
+            Phase::ClientCredentials => (Workload::Replay(Target::token(&http, &url, &creds)?), raw.issue()),
+            Phase::Introspect => (
+                Workload::Replay(Target::introspect(&http, &url, &creds, &token)?),
+                raw.introspect(),
+            ),
+            Phase::TokenExchange => (
+                Workload::Replay(Target::token_exchange(&http, &url, &upstream_token)?),
+                raw.exchange(),
+            ),
+            Phase::Refresh => (
+                Workload::Refresh(start_sessions(&http, &url, idp, args.connections).await?),
+                raw.refresh(),
+            ),
+        };
+        let name = phase.name();
+        let (result, cpu) = run_phase(&http, Arc::new(workload), &limits, args.warm_up, server).await?;
         report::phase(name, &result, &cpu, &raw_crypto, cores);
         if let Some(first) = &result.first_error {
             failed.push(format!("{name}: {} failed, first: {first}", result.errors));
         }
     }
-    report::upstream_fetches(idp.fetches());
+    report::upstream_fetches(&idp.fetches());
     anyhow::ensure!(failed.is_empty(), "requests failed: {}", failed.join("; "));
     Ok(())
 }
 
-/// A warm-up (errors abort), then the measured run and the CPU time it took.
+/// One session per connection, each of its own upstream user (`user_loadgen_<i>`, a local
+/// user registered by its first exchange), from the issuer that allows sessions.
+async fn start_sessions(
+    http: &reqwest::Client,
+    url: &str,
+    idp: &UpstreamIdp,
+    count: u16,
+) -> anyhow::Result<RefreshChains> {
+    let now = SystemClock.now();
+    let upstream_tokens = (0..count)
+        .map(|i| {
+            idp.mint_for(
+                Upstream::Sessions,
+                &format!("user_loadgen_{i}"),
+                now,
+                UPSTREAM_MARGIN,
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    RefreshChains::start(http, url, &upstream_tokens).await
+}
+
+/// A warm-up of `warm_up_secs` (errors abort), then the measured run and the CPU time it
+/// took. Refresh chains run on from the warm-up into the measured run.
 async fn run_phase(
     http: &reqwest::Client,
-    target: Arc<Target>,
+    workload: Arc<Workload>,
     limits: &Limits,
+    warm_up_secs: u64,
     server: &ServerProcess,
 ) -> anyhow::Result<(PhaseResult, CpuUsage)> {
-    let warm_up = Limits {
-        duration: limits.duration.min(WARM_UP),
-        ..*limits
-    };
-    let warmed = load::run(http, target.clone(), &warm_up).await?;
-    if let Some(first) = &warmed.first_error {
-        anyhow::bail!(
-            "{} of {} warm-up requests failed, first: {first}",
-            warmed.errors,
-            warmed.requests()
-        );
+    if warm_up_secs > 0 {
+        let warm_up = Limits {
+            duration: Duration::from_secs(warm_up_secs),
+            ..*limits
+        };
+        let warmed = load::run(http, workload.clone(), &warm_up).await?;
+        if let Some(first) = &warmed.first_error {
+            anyhow::bail!(
+                "{} of {} warm-up requests failed, first: {first}",
+                warmed.errors,
+                warmed.requests()
+            );
+        }
     }
     let cpu_before = server.cpu_usage();
-    let result = load::run(http, target, limits).await?;
+    let result = load::run(http, workload, limits).await?;
     Ok((result, server.cpu_usage().since(&cpu_before)))
 }
 

@@ -3,8 +3,10 @@
 //! Issuing a token needs one signature over the token and one HMAC-SHA256 of the client
 //! secret; introspecting one needs a signature check and the caller's HMAC; exchanging an
 //! upstream token needs the upstream RS256 signature check and one signature over the new
-//! token. Measured over tokens and a secret of production shape, these set the ceiling a
-//! request rate is held to.
+//! token; a refresh needs one signature over the new access token and two HMAC-SHA256 of
+//! refresh tokens (the presented one, to look it up, and its successor, to store it).
+//! Measured over tokens and secrets of production shape, these set the ceiling a request
+//! rate is held to.
 
 use crate::idp::UpstreamIdp;
 use anyhow::Context as _;
@@ -32,6 +34,8 @@ pub struct RawCrypto {
     pub upstream_verify: Duration,
     /// Signature over an exchanged token's signing input (larger: it names the upstream subject).
     pub exchange_sign: Duration,
+    /// HMAC-SHA256 of a refresh token (`tg_rt_…`), the keyed hash it is stored and found by.
+    pub refresh_hmac: Duration,
 }
 
 impl RawCrypto {
@@ -54,6 +58,8 @@ impl RawCrypto {
         let (exchanged_input, _signature) = exchanged
             .rsplit_once('.')
             .context("a compact JWS has three parts")?;
+        let refresh_token =
+            secret_token::mint(SecretKind::RefreshToken, tollgate_crypto::random_byte_source());
 
         let sign = time_per_op(budget, || key.sign(black_box(signing_input.as_bytes())))?;
         let verify = time_per_op(budget, || parsed.verify(black_box(&verifier)))?;
@@ -65,6 +71,7 @@ impl RawCrypto {
         })?;
         let upstream_verify = time_per_op(budget, || upstream.verify(black_box(&upstream_verifier)))?;
         let exchange_sign = time_per_op(budget, || key.sign(black_box(exchanged_input.as_bytes())))?;
+        let refresh_hmac = time_per_op(budget, || anyhow::Ok(hasher.hash(black_box(&refresh_token))))?;
         Ok(Self {
             alg,
             sign,
@@ -72,6 +79,7 @@ impl RawCrypto {
             hmac,
             upstream_verify,
             exchange_sign,
+            refresh_hmac,
         })
     }
 
@@ -97,6 +105,16 @@ impl RawCrypto {
         RequestCrypto {
             label: format!("RS256 verify + {} sign", self.alg),
             cost: self.upstream_verify + self.exchange_sign,
+        }
+    }
+
+    /// The crypto of one refresh without client authentication: a signature over the new
+    /// access token (it carries the upstream subject, like an exchanged one) and the HMACs of
+    /// the presented refresh token and of its successor.
+    pub fn refresh(&self) -> RequestCrypto {
+        RequestCrypto {
+            label: format!("{} sign + 2 × HMAC-SHA256", self.alg),
+            cost: self.exchange_sign + 2 * self.refresh_hmac,
         }
     }
 }
@@ -132,6 +150,8 @@ fn production_shaped_claims() -> AccessTokenClaims {
         upstream: None,
         act: None,
         user_ver: None,
+        org: None,
+        roles: Vec::new(),
     }
 }
 

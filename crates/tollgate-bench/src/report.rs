@@ -2,47 +2,65 @@
 
 use crate::Args;
 use crate::cpu::{CpuUsage, ProcessCpu};
+use crate::database::Database;
+use crate::idp::IssuerFetches;
 use crate::load::PhaseResult;
 use crate::raw_crypto::{RawCrypto, RequestCrypto};
 use crate::server::{ServeOptions, ServerProcess};
 use std::time::Duration;
 
 /// What is measured, where, and the raw crypto figures every phase is compared with.
-pub fn header(args: &Args, server: &ServerProcess, options: &ServeOptions, cores: usize, raw: &RawCrypto) {
+pub fn header(
+    args: &Args,
+    server: &ServerProcess,
+    options: &ServeOptions,
+    database: &Database,
+    cores: usize,
+    raw: &RawCrypto,
+) {
     let pid = server.pid().map_or_else(|| "?".to_owned(), |p| p.to_string());
     println!(
-        "loadgen: tollgate server pid {pid} at {} ({}, {}); {} connections, {} s per phase",
+        "loadgen: tollgate server pid {pid} at {} ({}, {}); {} connections, {} s per phase after {} s warm-up",
         server.url(),
         options.backend(),
         raw.alg,
         args.connections,
-        args.seconds
+        args.seconds,
+        args.warm_up,
     );
+    println!("database: {}", database.describe());
     println!("note: the server and this load generator run on the same machine and share its {cores} cores");
     if options.database_url.is_some() {
         println!("note: the database runs in processes of its own; their CPU time is not in the server's");
     }
     println!(
         "raw crypto, one thread of this process: {alg} sign {}, {alg} verify {}, HMAC-SHA256 check {}, \
-         RS256 verify (upstream token) {}, {alg} sign (exchanged token) {}",
+         RS256 verify (upstream token) {}, {alg} sign (exchanged token) {}, HMAC-SHA256 (refresh token) {}",
         micros(raw.sign),
         micros(raw.verify),
         micros(raw.hmac),
         micros(raw.upstream_verify),
         micros(raw.exchange_sign),
+        micros(raw.refresh_hmac),
         alg = raw.alg
     );
 }
 
-/// What the upstream issuer served: the server should fetch its keys once, at the first
-/// exchange, and never again within a run.
-pub fn upstream_fetches((discovery, jwks): (u64, u64)) {
-    let verdict = if (discovery, jwks) == (1, 1) {
-        "once, at the first exchange: none on the request path after that"
-    } else {
-        "more than once: fetches reached the request path"
-    };
-    println!("\nupstream issuer served {discovery} discovery and {jwks} JWKS requests ({verdict})");
+/// What the upstream issuers served: the server should fetch each one's keys at most once,
+/// at its first exchange, and never again within a run.
+pub fn upstream_fetches(issuers: &[IssuerFetches]) {
+    println!();
+    for f in issuers {
+        let verdict = match (f.discovery, f.jwks) {
+            (0, 0) => "never asked: no phase exchanged its tokens",
+            (1, 1) => "once, at the first exchange: none on the request path after that",
+            _ => "more than once: fetches reached the request path",
+        };
+        println!(
+            "upstream issuer {} served {} discovery and {} JWKS requests ({verdict})",
+            f.name, f.discovery, f.jwks
+        );
+    }
 }
 
 /// One phase: throughput, latency, errors, CPU, and the share of the raw crypto rate.
@@ -59,6 +77,12 @@ pub fn phase(name: &str, result: &PhaseResult, cpu: &CpuUsage, raw: &RequestCryp
     );
     if let Some(first) = &result.first_error {
         println!("  first error: {first}");
+    }
+    if result.stopped_workers > 0 {
+        println!(
+            "  {} workers stopped early: their refresh-token chains broke",
+            result.stopped_workers
+        );
     }
     let elapsed = result.elapsed.as_secs_f64();
     println!(

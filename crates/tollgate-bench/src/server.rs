@@ -1,7 +1,7 @@
 //! The server under test: this binary re-executed in `--serve-on-loopback` mode.
 //!
 //! The child binds 127.0.0.1 on a free port, starts tollgate on a fresh database (trusting
-//! the load generator's upstream issuer when given one) and announces itself with one
+//! the load generator's upstream issuers when given them) and announces itself with one
 //! stdout line, `LISTENING <port> <admin token>`. It serves until it is killed or its stdin
 //! closes (so it does not outlive a parent that dies abruptly).
 
@@ -33,7 +33,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// An empty database; SQLite in `data_dir` when `None`.
     pub database_url: Option<String>,
-    /// The URL of an upstream issuer to trust for token exchange (see [`crate::idp`]).
+    /// The URL of the upstream issuer to trust for token exchange; its sibling with sessions
+    /// is trusted too (see [`crate::idp`]).
     pub upstream_issuer: Option<String>,
 }
 
@@ -56,7 +57,7 @@ impl ServeOptions {
         config.issuers = self
             .upstream_issuer
             .iter()
-            .map(|url| crate::idp::issuer_spec(url))
+            .flat_map(|url| crate::idp::issuer_specs(url))
             .collect();
         config
     }
