@@ -17,6 +17,32 @@ pub struct RegistryTokenResponse {
     pub refresh_token: Option<String>,
 }
 
+/// The OAuth2 form of `POST /v2/token` (distribution's OAuth2 token authentication).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RegistryTokenForm {
+    /// `password` or `refresh_token`.
+    pub grant_type: String,
+    /// Required by the spec; any value.
+    pub client_id: String,
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Space-separated scopes.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// `password` grant.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// `password` grant: a service-account secret, pull credential, or tollgate token.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `refresh_token` grant: a tollgate refresh token (not spent).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// `offline`: return the refresh token to use next.
+    #[serde(default)]
+    pub access_type: Option<String>,
+}
+
 /// Ask for a pull credential: a repository, or a workspace (org) and app.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -48,7 +48,7 @@ use crate::routes;
         orgs::CreateOrgRequest, orgs::ExternalOrgId, orgs::OrgInfo, orgs::SetIssuersRequest, orgs::MemberInfo,
         orgs::SetMemberRequest, orgs::RoleInfo, orgs::PutRoleRequest, orgs::RevokedServiceAccounts,
         orgs::MembershipInfo, orgs::MeInfo, orgs::RevokeTokenRequest,
-        registry::RegistryTokenResponse, registry::PullCredentialRequest, registry::PullCredential,
+        registry::RegistryTokenResponse, registry::RegistryTokenForm, registry::PullCredentialRequest, registry::PullCredential,
         registry::CreateApiKeyRequest, registry::ApiKeyInfo, registry::RegistryConfigResponse,
     )),
     modifiers(&Security, &StandardErrors),

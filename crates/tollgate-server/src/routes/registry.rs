@@ -22,7 +22,7 @@ use tollgate_core::secret_token::{self, SecretKind};
 use tollgate_proto::ErrorBody;
 use tollgate_proto::registry::{
     ApiKeyInfo, CreateApiKeyRequest, PullCredential, PullCredentialRequest, RegistryConfigResponse,
-    RegistryTokenResponse,
+    RegistryTokenForm, RegistryTokenResponse,
 };
 use tollgate_store::{ApiKeyRecord, PullCredentialRecord, SecretHash, StoreError};
 
@@ -134,7 +134,7 @@ pub async fn token_get(
 /// `refresh_token` (a tollgate refresh token, not spent), `service`, `client_id`,
 /// space-separated `scope`; `access_type=offline` returns the refresh token to use next.
 #[utoipa::path(post, path = "/v2/token", tag = "registry",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = RegistryTokenForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = RegistryTokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn token_post(State(state): State<AppState>, req: FormRequest) -> Result<Response, ApiError> {
     let form = &req.form;
