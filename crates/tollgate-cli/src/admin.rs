@@ -68,19 +68,40 @@ pub enum AdminCommand {
     },
 }
 
+/// A new service account's flags.
+#[derive(Debug, clap::Args)]
+pub struct NewClientArgs {
+    #[arg(long)]
+    pub name: String,
+    /// Allowed scope; repeat or separate with spaces.
+    #[arg(long)]
+    pub scope: Vec<String>,
+    /// Allowed audience; repeat. The first is the default.
+    #[arg(long)]
+    pub audience: Vec<String>,
+}
+
+impl NewClientArgs {
+    /// The request (`--scope` may hold several, space-separated).
+    pub fn request(self) -> CreateClientRequest {
+        let scope = self
+            .scope
+            .iter()
+            .flat_map(|s| s.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        CreateClientRequest {
+            name: self.name,
+            scope,
+            audiences: self.audience,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Create a service account; prints its secret once.
-    Create {
-        #[arg(long)]
-        name: String,
-        /// Allowed scope; repeat or separate with spaces.
-        #[arg(long)]
-        scope: Vec<String>,
-        /// Allowed audience; repeat. The first is the default.
-        #[arg(long)]
-        audience: Vec<String>,
-    },
+    Create(NewClientArgs),
     List,
     Show {
         client_id: String,
@@ -173,20 +194,6 @@ pub(crate) fn client(remote: &Remote) -> anyhow::Result<Client> {
     Ok(c)
 }
 
-/// A service account request from the CLI's flags (`--scope` may hold several, space-separated).
-pub(crate) fn client_request(name: String, scope: &[String], audiences: Vec<String>) -> CreateClientRequest {
-    let scope = scope
-        .iter()
-        .flat_map(|s| s.split_whitespace())
-        .map(str::to_owned)
-        .collect();
-    CreateClientRequest {
-        name,
-        scope,
-        audiences,
-    }
-}
-
 /// Prints a new service account with its secret, and says it will not be shown again.
 pub(crate) fn print_created(created: &tollgate_client::proto::admin::ClientWithSecret) -> anyhow::Result<()> {
     print_json(created)?;
@@ -234,12 +241,8 @@ pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()>
     let c = client(remote)?;
     match command {
         AdminCommand::Client { command } => match command {
-            ClientCommand::Create {
-                name,
-                scope,
-                audience,
-            } => {
-                let req = client_request(name, &scope, audience);
+            ClientCommand::Create(args) => {
+                let req = args.request();
                 let created = c.create_client(&req).await.context("cannot create client")?;
                 print_created(&created)
             }

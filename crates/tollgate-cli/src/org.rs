@@ -1,7 +1,7 @@
 //! `tollgate admin org …`: orgs, members, roles, service accounts and sessions, as an operator
 //! (with the admin token) through the SDK.
 
-use crate::admin::{client_request, print_created, print_json, split_iss};
+use crate::admin::{NewClientArgs, print_created, print_json, split_iss};
 use anyhow::Context as _;
 use clap::Subcommand;
 use tollgate_client::Client;
@@ -94,14 +94,8 @@ pub enum OrgCommand {
     /// Create a service account of the org; prints its secret once.
     ServiceAccountCreate {
         org: String,
-        #[arg(long)]
-        name: String,
-        /// Allowed scope; repeat or separate with spaces.
-        #[arg(long)]
-        scope: Vec<String>,
-        /// Allowed audience; repeat. The first is the default.
-        #[arg(long)]
-        audience: Vec<String>,
+        #[command(flatten)]
+        account: NewClientArgs,
     },
     /// Disable every service account of the org.
     RevokeServiceAccounts {
@@ -189,13 +183,8 @@ pub async fn run(c: &Client, command: OrgCommand) -> anyhow::Result<()> {
             Ok(())
         }
         OrgCommand::ServiceAccounts { org } => print_json(&c.org_service_accounts(&org).await?),
-        OrgCommand::ServiceAccountCreate {
-            org,
-            name,
-            scope,
-            audience,
-        } => {
-            let req = client_request(name, &scope, audience);
+        OrgCommand::ServiceAccountCreate { org, account } => {
+            let req = account.request();
             let created = c
                 .create_org_service_account(&org, &req)
                 .await

@@ -25,6 +25,18 @@ macro_rules! registry_store {
                 })
             }
 
+            /// Sets `revoked_at` of the row `id` of `table` (one of this module's tables, never
+            /// input) unless it is set already.
+            async fn revoke_row(&self, table: &'static str, id: &str, now: i64) -> Result<bool> {
+                let n = sqlx::query(&format!("UPDATE {table} SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"))
+                    .bind(now)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
             fn api_key_from_row(r: &$row) -> Result<ApiKeyRecord> {
                 Ok(ApiKeyRecord {
                     id: r.try_get("id")?,
@@ -65,13 +77,7 @@ macro_rules! registry_store {
             }
 
             async fn revoke_pull_credential(&self, id: &str, now: i64) -> Result<bool> {
-                let n = sqlx::query("UPDATE pull_credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                Ok(n == 1)
+                self.revoke_row("pull_credentials", id, now).await
             }
 
             async fn purge_expired_pull_credentials(&self, before: i64) -> Result<u64> {
@@ -115,13 +121,7 @@ macro_rules! registry_store {
             }
 
             async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
-                let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                Ok(n == 1)
+                self.revoke_row("api_keys", id, now).await
             }
         }
     };
