@@ -35,6 +35,66 @@ pub fn self_signed_certificate(
     not_before_unix: i64,
     not_after_unix: i64,
 ) -> Result<String, CryptoError> {
+    check_name(common_name)?;
+    let (nb, na) = validity(not_before_unix, not_after_unix)?;
+    let hash = digest::digest(&digest::SHA256, key.public_key_der());
+    let params = root_params(common_name, nb, na, hash.as_ref());
+    let signer = checked_signer(key)?;
+    let cert = params
+        .self_signed(&signer)
+        .map_err(|e| CryptoError::Certificate(e.to_string()))?;
+    Ok(cert.pem())
+}
+
+/// A certificate for `key` named `leaf_name`, issued by the self-signed certificate
+/// [`self_signed_certificate`] makes for the same key as `root_name` (the root itself need
+/// not be passed around: it is rebuilt, and signatures do not depend on which copy).
+///
+/// Why not the root itself: a verifier that finds the key through an `x5c` chain (CNCF
+/// distribution, Go's `x509.Verify`) skips a candidate parent with the same subject and key
+/// as a certificate already in the chain, so a self-signed leaf only verifies if it is
+/// byte-for-byte the root in its trust store — which ES256's randomized signatures prevent.
+/// A leaf with its own subject chains to the root by name and signature.
+pub fn certificate_issued_by_own_root(
+    key: &SigningKey,
+    root_name: &str,
+    leaf_name: &str,
+    not_before_unix: i64,
+    not_after_unix: i64,
+) -> Result<String, CryptoError> {
+    for name in [root_name, leaf_name] {
+        check_name(name)?;
+    }
+    if root_name == leaf_name {
+        return Err(CryptoError::Certificate(
+            "the leaf needs a name of its own".to_owned(),
+        ));
+    }
+    let (nb, na) = validity(not_before_unix, not_after_unix)?;
+    let hash = digest::digest(&digest::SHA256, key.public_key_der());
+    let hash = hash.as_ref();
+    let root = root_params(root_name, nb, na, hash);
+    let signer = checked_signer(key)?;
+    let issuer = rcgen::Issuer::from_params(&root, &signer);
+    let mut leaf = CertificateParams::default();
+    leaf.not_before = nb;
+    leaf.not_after = na;
+    let mut serial = hash[16..32].to_vec();
+    serial[0] &= 0x7f;
+    leaf.serial_number = Some(SerialNumber::from_slice(&serial));
+    leaf.distinguished_name = DistinguishedName::new();
+    leaf.distinguished_name.push(DnType::CommonName, leaf_name);
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.key_identifier_method = KeyIdMethod::PreSpecified(hash[..20].to_vec());
+    let cert = leaf
+        .signed_by(&signer, &issuer)
+        .map_err(|e| CryptoError::Certificate(e.to_string()))?;
+    Ok(cert.pem())
+}
+
+/// A common name X.520 allows, without control characters.
+fn check_name(common_name: &str) -> Result<(), CryptoError> {
     let bad = |why: &str| Err(CryptoError::Certificate(why.to_owned()));
     if common_name.is_empty() || common_name.chars().count() > MAX_COMMON_NAME {
         return bad("the common name must have 1 to 64 characters");
@@ -42,38 +102,58 @@ pub fn self_signed_certificate(
     if common_name.chars().any(char::is_control) {
         return bad("the common name must not contain control characters");
     }
+    Ok(())
+}
+
+/// The validity period, checked.
+fn validity(
+    not_before_unix: i64,
+    not_after_unix: i64,
+) -> Result<(OffsetDateTime, OffsetDateTime), CryptoError> {
     if not_before_unix >= not_after_unix {
-        return bad("not_before must be earlier than not_after");
+        return Err(CryptoError::Certificate(
+            "not_before must be earlier than not_after".to_owned(),
+        ));
     }
     let time = |t: i64| {
         OffsetDateTime::from_unix_timestamp(t)
             .map_err(|_| CryptoError::Certificate(format!("{t} is not a representable time")))
     };
+    Ok((time(not_before_unix)?, time(not_after_unix)?))
+}
 
-    let hash = digest::digest(&digest::SHA256, key.public_key_der());
-    let hash = hash.as_ref();
-    let mut serial = hash[..16].to_vec();
+/// The root certificate's parameters for a key whose DER SPKI hashes to `key_hash` (see
+/// [`self_signed_certificate`]).
+fn root_params(
+    common_name: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    key_hash: &[u8],
+) -> CertificateParams {
+    let mut serial = key_hash[..16].to_vec();
     serial[0] &= 0x7f;
-
     let mut params = CertificateParams::default();
-    params.not_before = time(not_before_unix)?;
-    params.not_after = time(not_after_unix)?;
+    params.not_before = not_before;
+    params.not_after = not_after;
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign];
-    params.key_identifier_method = KeyIdMethod::PreSpecified(hash[..20].to_vec());
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_hash[..20].to_vec());
+    params
+}
 
+/// rcgen's signer for `key`, checked to carry exactly the key's public key.
+fn checked_signer(key: &SigningKey) -> Result<CertSigner<'_>, CryptoError> {
     let signer = CertSigner(key);
     // rcgen rebuilds the SPKI from the algorithm and the raw key; it must be the key's own.
     if signer.subject_public_key_info() != key.public_key_der() {
-        return bad("the certificate's public key would differ from the signing key's");
+        return Err(CryptoError::Certificate(
+            "the certificate's public key would differ from the signing key's".to_owned(),
+        ));
     }
-    let cert = params
-        .self_signed(&signer)
-        .map_err(|e| CryptoError::Certificate(e.to_string()))?;
-    Ok(cert.pem())
+    Ok(signer)
 }
 
 /// A [`SigningKey`] as rcgen's signer.
@@ -336,5 +416,48 @@ mod tests {
                 .expect("base64");
             assert_eq!(spki, key.public_key_der(), "{alg}");
         }
+    }
+
+    /// A leaf issued by the key's own root (rebuilt separately, as a registry's bundle is)
+    /// verifies against that root with openssl, for every ES256 signature draw.
+    #[test]
+    fn a_leaf_chains_to_a_separately_made_root() {
+        use std::process::Command;
+        if Command::new("openssl").arg("version").output().is_err() {
+            return;
+        }
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            let (key, root) = certificate(alg);
+            let leaf = certificate_issued_by_own_root(
+                &key,
+                "tollgate registry tokens",
+                "leaf",
+                NOT_BEFORE,
+                NOT_AFTER,
+            )
+            .expect("leaf");
+            let dir = std::env::temp_dir().join(format!("tollgate-chain-{}-{alg}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("dir");
+            std::fs::write(dir.join("root.pem"), &root).expect("write");
+            std::fs::write(dir.join("leaf.pem"), &leaf).expect("write");
+            let attime = (NOT_BEFORE + 86_400).to_string();
+            let verify = Command::new("openssl")
+                .args(["verify", "-attime", &attime, "-CAfile"])
+                .arg(dir.join("root.pem"))
+                .arg(dir.join("leaf.pem"))
+                .output()
+                .expect("openssl verify");
+            let _ = std::fs::remove_dir_all(&dir);
+            assert!(
+                verify.status.success(),
+                "{alg}: {}",
+                String::from_utf8_lossy(&verify.stderr)
+            );
+            let der = der_of(&leaf);
+            let (_, parsed) = parse_x509_certificate(&der).expect("parses");
+            assert_eq!(parsed.public_key().raw, key.public_key_der());
+        }
+        let (key, _) = certificate(SigningAlg::ES256);
+        assert!(certificate_issued_by_own_root(&key, "same", "same", NOT_BEFORE, NOT_AFTER).is_err());
     }
 }

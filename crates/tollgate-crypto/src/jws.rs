@@ -66,11 +66,35 @@ pub fn sign_with_kid<C: Serialize>(
     kid: &str,
     claims: &C,
 ) -> Result<String, CryptoError> {
-    let header = JwsHeader {
-        alg: key.alg().as_str().to_owned(),
-        typ: Some(typ.to_owned()),
-        kid: Some(kid.to_owned()),
-        crit: None,
+    sign_with_header(key, typ, Some(kid), None, claims)
+}
+
+/// The header tollgate writes; `x5c` (RFC 7515 §4.1.6) is written for verifiers that find
+/// the key by certificate chain, and never read.
+#[derive(Serialize)]
+struct SignHeader<'a> {
+    alg: &'a str,
+    typ: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x5c: Option<&'a [String]>,
+}
+
+/// Signs `claims` with a header of `alg`, `typ`, and the given `kid` and `x5c` chain
+/// (standard base64 DER certificates, leaf first).
+pub fn sign_with_header<C: Serialize>(
+    key: &SigningKey,
+    typ: &str,
+    kid: Option<&str>,
+    x5c: Option<&[String]>,
+    claims: &C,
+) -> Result<String, CryptoError> {
+    let header = SignHeader {
+        alg: key.alg().as_str(),
+        typ,
+        kid,
+        x5c,
     };
     let header = serde_json::to_vec(&header).map_err(|_| CryptoError::Signing)?;
     let payload = serde_json::to_vec(claims).map_err(|_| CryptoError::Signing)?;

@@ -13,7 +13,7 @@ pub mod seal;
 pub mod signing_key;
 pub mod upstream;
 
-pub use certificate::self_signed_certificate;
+pub use certificate::{certificate_issued_by_own_root, self_signed_certificate};
 pub use jwk::{Jwk, JwkSet};
 pub use jws::{JwsError, JwsHeader, UnverifiedJws, VerifyingKey};
 pub use keyed_hash::KeyedHasher;

@@ -113,6 +113,7 @@ impl App {
             metrics,
             upstream,
             audit_chain,
+            registry_certs: Arc::default(),
         };
         let new_admin_token = crate::admin_tokens::bootstrap(&state).await.map_err(|e| {
             StartError::Bootstrap(format!("cannot create the bootstrap admin token: {}", e.message))

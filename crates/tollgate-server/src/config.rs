@@ -110,6 +110,10 @@ pub struct RegistryConfig {
     /// Lifetime of a pull credential from the internal endpoint.
     #[serde(with = "humantime_serde")]
     pub pull_credential_ttl: Duration,
+    /// How the registry finds the signing key: `kid` (libtrust key id, matched against the
+    /// certificates in its `rootcertbundle`) or `x5c` (a certificate of the key in the
+    /// header, issued by the bundle's certificate of the same key).
+    pub key_reference: KeyReference,
     /// Whether permission to push also grants pull.
     pub push_implies_pull: bool,
     /// Repository patterns (`public/*`) anyone may pull without credentials.
@@ -124,10 +128,22 @@ impl Default for RegistryConfig {
             signing_alg: SigningAlg::ES256,
             token_ttl: Duration::from_secs(300),
             pull_credential_ttl: Duration::from_secs(3600),
+            key_reference: KeyReference::Kid,
             push_implies_pull: true,
             anonymous_pull: Vec::new(),
         }
     }
+}
+
+/// How a registry token names its key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyReference {
+    /// `kid` in libtrust form.
+    #[default]
+    Kid,
+    /// `x5c`: a certificate of the key, issued by the key's root certificate in the bundle.
+    X5c,
 }
 
 /// Local users.

@@ -8,6 +8,7 @@
 //! A repository belongs to the org named by its first path component (`acme/app` → org
 //! `acme`). Denied actions are left out of `access` (the spec's rule), never an error.
 
+use crate::config::KeyReference;
 use crate::error::ApiError;
 use crate::keyring::REGISTRY;
 use crate::state::AppState;
@@ -276,10 +277,15 @@ pub fn issue(
             "no active registry key".into(),
         ))
     })?;
-    // A libtrust id is a hash of the key: cheap next to the signature, so not cached.
-    let kid = key.libtrust_key_id();
-    let token =
-        tollgate_crypto::jws::sign_with_kid(key, "JWT", &kid, &claims).map_err(|e| ApiError::internal(&e))?;
+    let token = match state.config.registry.key_reference {
+        // A libtrust id is a hash of the key: cheap next to the signature, so not cached.
+        KeyReference::Kid => tollgate_crypto::jws::sign_with_kid(key, "JWT", &key.libtrust_key_id(), &claims),
+        KeyReference::X5c => {
+            let chain = state.registry_certs.chain(key, now)?;
+            tollgate_crypto::jws::sign_with_header(key, "JWT", None, Some(&chain), &claims)
+        }
+    }
+    .map_err(|e| ApiError::internal(&e))?;
     state
         .metrics
         .tokens_issued
@@ -287,3 +293,41 @@ pub fn issue(
         .inc();
     Ok((token, claims))
 }
+
+/// The `x5c` chain of the active registry key: a certificate of the key issued by the root
+/// certificate `tollgate registry config` writes for it (see
+/// [`tollgate_crypto::certificate_issued_by_own_root`] for why not the root itself), made
+/// once per key rather than per token (it costs a signature).
+#[derive(Debug, Default)]
+pub struct CertCache(std::sync::Mutex<Option<(String, Vec<String>)>>);
+
+impl CertCache {
+    fn chain(&self, key: &tollgate_crypto::SigningKey, now: UnixTime) -> Result<Vec<String>, ApiError> {
+        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((kid, chain)) = cached.as_ref()
+            && kid == key.kid()
+        {
+            return Ok(chain.clone());
+        }
+        let pem = tollgate_crypto::certificate_issued_by_own_root(
+            key,
+            CERT_NAME,
+            LEAF_NAME,
+            now.0 - 86_400,
+            now.0 + CERT_LIFE,
+        )
+        .map_err(|e| ApiError::internal(&e))?;
+        // The PEM body is the standard base64 of the DER that x5c wants.
+        let der_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let chain = vec![der_b64];
+        *cached = Some((key.kid().to_owned(), chain.clone()));
+        Ok(chain)
+    }
+}
+
+/// The subject of registry key root certificates (the bundle's).
+pub const CERT_NAME: &str = "tollgate registry token signer";
+/// The subject of the certificates in `x5c` headers.
+const LEAF_NAME: &str = "tollgate registry token";
+/// How long registry key certificates are valid (ten years; the key rotates long before).
+pub const CERT_LIFE: i64 = 10 * 365 * 86_400;

@@ -413,12 +413,12 @@ pub async fn config(
     let now = state.clock.now().0;
     let mut bundle = String::new();
     for key in state.keys.published_signing_keys(crate::keyring::REGISTRY)? {
-        // Valid from a day back (clock skew) for ten years; the key rotates long before.
+        // Valid from a day back (clock skew).
         let pem = tollgate_crypto::self_signed_certificate(
             &key,
-            "tollgate registry token signer",
+            registry::CERT_NAME,
             now - 86_400,
-            now + 10 * 365 * 86_400,
+            now + registry::CERT_LIFE,
         )
         .map_err(|e| ApiError::internal(&e))?;
         bundle.push_str(&pem);

@@ -38,7 +38,11 @@ async fn org_account(app: &TestApp, org: &str, scope: &[&str]) -> (String, Strin
 }
 
 async fn world() -> World {
-    let app = TestApp::new().await;
+    world_with(|_| {}).await
+}
+
+async fn world_with(tweak: impl FnOnce(&mut tollgate_server::Config)) -> World {
+    let app = TestApp::with_config(tweak).await;
     for name in ["acme", "globex"] {
         let req = CreateOrgRequest {
             name: name.into(),
@@ -279,6 +283,23 @@ async fn a_real_registry_accepts_tollgates_tokens() {
         return;
     }
     let w = world().await;
+    let (registry, dir, image) = registry_for(&w).await;
+    check_registry_decisions(&w, &registry, dir.path(), &image).await;
+}
+
+/// The same with the key named by an `x5c` certificate instead of a libtrust `kid`.
+#[tokio::test]
+async fn a_real_registry_accepts_x5c_tokens() {
+    if !registry_tools_present() {
+        return;
+    }
+    let w = world_with(|c| c.registry.key_reference = tollgate_server::config::KeyReference::X5c).await;
+    let (registry, dir, image) = registry_for(&w).await;
+    check_registry_decisions(&w, &registry, dir.path(), &image).await;
+}
+
+/// A registry configured only from tollgate's registry configuration, and an image to push.
+async fn registry_for(w: &World) -> (RegistryProcess, tempfile::TempDir, String) {
     let config = w
         .app
         .client
@@ -295,6 +316,13 @@ async fn a_real_registry_accepts_tollgates_tokens() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let image = oci_ref(&oci_layout(dir.path()));
+    (registry, dir, image)
+}
+
+/// Push allowed, pull with a pull credential, push with it denied, another org denied, the
+/// catalog only with registry:catalog:*, a revoked credential refused.
+async fn check_registry_decisions(w: &World, registry: &RegistryProcess, dir: &std::path::Path, image: &str) {
+    let image = image.to_owned();
     let fail = |what: &str, e: String| panic!("{what}: {e}\nregistry log:\n{}", registry.logs());
 
     // Push with a push-permitted credential.
@@ -304,7 +332,7 @@ async fn a_real_registry_accepts_tollgates_tokens() {
     // Pull with a pull credential from the internal endpoint.
     let cred = w.pull_credential("acme/app").await;
     let pull = Some((cred.username.as_str(), cred.password.as_str()));
-    let out = dir.path().join("pulled");
+    let out = dir.join("pulled");
     if let Err(e) = skopeo_copy(
         &registry.image("acme/app:1"),
         &format!("dir:{}", out.display()),
@@ -320,7 +348,7 @@ async fn a_real_registry_accepts_tollgates_tokens() {
     let denied = skopeo_copy(&image, &registry.image("acme/app:2"), None, pull).await;
     assert!(denied.is_err(), "a pull credential pushed");
     // Pull of another org's repository: denied.
-    let other = dir.path().join("other");
+    let other = dir.join("other");
     let denied = skopeo_copy(
         &registry.image("acme/app:1"),
         &format!("dir:{}", other.display()),
@@ -337,7 +365,7 @@ async fn a_real_registry_accepts_tollgates_tokens() {
     assert!(registry.catalog(creds(&w.acme_pusher)).await.is_err());
     // A revoked credential is refused.
     w.app.client.revoke_pull_credential(&cred.username).await.unwrap();
-    let third = dir.path().join("third");
+    let third = dir.join("third");
     let refused = skopeo_copy(
         &registry.image("acme/app:1"),
         &format!("dir:{}", third.display()),
