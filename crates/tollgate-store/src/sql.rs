@@ -19,6 +19,9 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
+    /// Audit appends queue here rather than in SQLite's busy handler, which sleeps (1, 2,
+    /// 5 … 100 ms) between retries of a locked database: SQLite has one writer anyway.
+    pub(crate) audit_appends: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The PostgreSQL backend (for several replicas).
@@ -54,7 +57,10 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| open_error("sqlite migration failed", e))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            audit_appends: std::sync::Arc::default(),
+        })
     }
 }
 

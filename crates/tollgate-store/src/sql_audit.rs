@@ -71,6 +71,21 @@ fn head_hash(bytes: Vec<u8>) -> Result<[u8; 32]> {
         .map_err(|_| StoreError::Corrupt("the audit chain head hash is not 32 bytes".into()))
 }
 
+impl SqliteStore {
+    /// This process's turn to append (see [`SqliteStore::audit_appends`]).
+    async fn append_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.audit_appends.lock().await)
+    }
+}
+
+impl PgStore {
+    /// PostgreSQL queues appenders on the head row's lock, without sleeping: no local turn.
+    #[allow(clippy::unused_async)]
+    async fn append_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+}
+
 macro_rules! sql_audit {
     ($store:ty, $row:ty) => {
         impl $store {
@@ -100,6 +115,7 @@ macro_rules! sql_audit {
         #[async_trait]
         impl Audit for $store {
             async fn append_audit(&self, e: &AuditRecord, link: &ChainLinkFn) -> Result<ChainPosition> {
+                let _turn = self.append_turn().await;
                 let mut tx = self.pool.begin().await?;
                 let head = sqlx::query("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
                     .fetch_optional(&mut *tx)
