@@ -104,6 +104,11 @@ impl App {
             metrics.clone(),
             config.upstream.max_token_bytes,
         ));
+        let audit_writer = Arc::new(crate::audit::AuditWriter::start(
+            store.clone(),
+            audit_chain.clone(),
+            metrics.clone(),
+        ));
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -112,6 +117,7 @@ impl App {
             clock,
             metrics,
             upstream,
+            audit_writer,
             audit_chain,
             registry_certs: Arc::default(),
         };

@@ -141,17 +141,72 @@ pub async fn record_event(state: &AppState, event: AuditEvent) -> Result<(), Api
         credential_id: event.credential_id,
         request_id: current_request_id(),
     };
-    let chain = state.audit_chain.clone();
-    match state
-        .store
-        .append_audit(&record, &move |input| chain.link(input))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            state.metrics.audit_failures.inc();
-            Err(ApiError::unavailable(&e))
+    if state.audit_writer.append(record).await {
+        Ok(())
+    } else {
+        // The writer logged the cause.
+        Err(ApiError::new(
+            Reason::ServiceUnavailable,
+            "the audit trail could not be written; retry later",
+        ))
+    }
+}
+
+/// Events written per transaction at most.
+const MAX_BATCH: usize = 256;
+
+/// One task appends audit events for the whole process, as many per transaction as are
+/// waiting (group commit): the chain serializes appends anyway, and one transaction per
+/// event would cap throughput at one transaction's round trips. Each caller still waits
+/// for the commit of its own event, so nothing is returned before it is audited.
+#[derive(Debug)]
+pub struct AuditWriter {
+    queue: tokio::sync::mpsc::Sender<(AuditRecord, tokio::sync::oneshot::Sender<bool>)>,
+}
+
+impl AuditWriter {
+    /// Starts the writer task; it ends when the writer is dropped.
+    #[must_use]
+    pub fn start(
+        store: std::sync::Arc<dyn tollgate_store::Store>,
+        chain: std::sync::Arc<crate::audit_chain::AuditChain>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        let (queue, mut rx) =
+            tokio::sync::mpsc::channel::<(AuditRecord, tokio::sync::oneshot::Sender<bool>)>(4096);
+        let link = move |input: &tollgate_store::ChainInput<'_>| chain.link(input);
+        tokio::spawn(async move {
+            let (mut events, mut waiters) = (Vec::new(), Vec::new());
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some((event, waiter)) = next.take() {
+                    events.push(event);
+                    waiters.push(waiter);
+                    if events.len() < MAX_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                let written = store.append_audit_batch(&events, &link).await;
+                if let Err(e) = &written {
+                    tracing::error!(error = %e, events = events.len(), "audit trail write failed; refusing the requests");
+                    metrics.audit_failures.inc_by(events.len() as u64);
+                }
+                for waiter in waiters.drain(..) {
+                    let _ = waiter.send(written.is_ok());
+                }
+                events.clear();
+            }
+        });
+        Self { queue }
+    }
+
+    /// Appends `event` and waits for its commit; false if it could not be written.
+    pub async fn append(&self, event: AuditRecord) -> bool {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.queue.send((event, done)).await.is_err() {
+            return false;
         }
+        written.await.unwrap_or(false)
     }
 }
 

@@ -22,6 +22,8 @@ pub struct AppState {
     pub upstream: Arc<UpstreamVerifier>,
     /// The key that hash-chains audit events.
     pub audit_chain: Arc<crate::audit_chain::AuditChain>,
+    /// The task that appends audit events, in batches.
+    pub audit_writer: Arc<crate::audit::AuditWriter>,
     /// The registry key's certificate for `x5c` headers, made once per key.
     pub registry_certs: Arc<crate::registry::CertCache>,
 }

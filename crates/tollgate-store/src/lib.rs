@@ -264,6 +264,12 @@ pub trait Audit {
     /// head (a row lock that serializes concurrent appenders on every backend), stores the
     /// event with `link(seq, prev_hash, event)` as its hash and moves the head to it.
     async fn append_audit(&self, event: &AuditRecord, link: &ChainLinkFn) -> Result<ChainPosition>;
+    /// Appends `events` in order, in one transaction (group commit): all or none.
+    async fn append_audit_batch(
+        &self,
+        events: &[AuditRecord],
+        link: &ChainLinkFn,
+    ) -> Result<Vec<ChainPosition>>;
     /// Events matching `q`, newest first (or oldest first), at most `q.limit`.
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredAudit>>;
     /// Chained events with `chain_seq > after_seq`, in chain order, at most `limit`.

@@ -115,46 +115,68 @@ macro_rules! sql_audit {
         #[async_trait]
         impl Audit for $store {
             async fn append_audit(&self, e: &AuditRecord, link: &ChainLinkFn) -> Result<ChainPosition> {
+                let mut positions = self.append_audit_batch(std::slice::from_ref(e), link).await?;
+                positions
+                    .pop()
+                    .ok_or_else(|| StoreError::Corrupt("an append of one event appended none".into()))
+            }
+
+            async fn append_audit_batch(
+                &self,
+                events: &[AuditRecord],
+                link: &ChainLinkFn,
+            ) -> Result<Vec<ChainPosition>> {
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let count = i64::try_from(events.len()).map_err(|_| StoreError::InvalidInput("batch too large".into()))?;
                 let _turn = self.append_turn().await;
                 let mut tx = self.pool.begin().await?;
-                let head = sqlx::query("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                // One head update reserves seqs for the whole batch (and locks the head).
+                let head = sqlx::query("UPDATE audit_chain_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+                    .bind(count)
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("the audit chain head row is missing".into()))?;
-                let seq: i64 = head.try_get("seq")?;
-                let prev = head_hash(head.try_get("hash")?)?;
-                let hash = link(&ChainInput {
-                    seq,
-                    prev_hash: &prev,
-                    event: e,
-                });
-                sqlx::query(
-                    "INSERT INTO audit_events (id, at, actor, action, target, outcome, reason, detail, org_id, \
-                     credential_id, request_id, chain_seq, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind(&e.id)
-                .bind(e.at)
-                .bind(&e.actor)
-                .bind(&e.action)
-                .bind(&e.target)
-                .bind(&e.outcome)
-                .bind(&e.reason)
-                .bind(&e.detail)
-                .bind(&e.org_id)
-                .bind(&e.credential_id)
-                .bind(&e.request_id)
-                .bind(seq)
-                .bind(&prev[..])
-                .bind(&hash[..])
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE audit_chain_head SET hash = $1 WHERE id = 1")
+                let last: i64 = head.try_get("seq")?;
+                let mut prev = head_hash(head.try_get("hash")?)?;
+                let mut positions = Vec::with_capacity(events.len());
+                for (seq, e) in (last - count + 1..=last).zip(events) {
+                    let hash = link(&ChainInput {
+                        seq,
+                        prev_hash: &prev,
+                        event: e,
+                    });
+                    sqlx::query(
+                        "INSERT INTO audit_events (id, at, actor, action, target, outcome, reason, detail, org_id, \
+                         credential_id, request_id, chain_seq, prev_hash, hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    )
+                    .bind(&e.id)
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.target)
+                    .bind(&e.outcome)
+                    .bind(&e.reason)
+                    .bind(&e.detail)
+                    .bind(&e.org_id)
+                    .bind(&e.credential_id)
+                    .bind(&e.request_id)
+                    .bind(seq)
+                    .bind(&prev[..])
                     .bind(&hash[..])
                     .execute(&mut *tx)
                     .await?;
+                    positions.push(ChainPosition { seq, hash });
+                    prev = hash;
+                }
+                sqlx::query("UPDATE audit_chain_head SET hash = $1 WHERE id = 1")
+                    .bind(&prev[..])
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
-                Ok(ChainPosition { seq, hash })
+                Ok(positions)
             }
 
             async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredAudit>> {

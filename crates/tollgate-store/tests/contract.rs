@@ -568,6 +568,23 @@ async fn audit_chain_stays_unbroken_under_concurrent_appends(s: Arc<dyn Store>) 
     );
 }
 
+async fn audit_batches_chain_like_single_appends_and_are_all_or_nothing(s: Arc<dyn Store>) {
+    s.append_audit(&audit_event("first", 1), &test_link)
+        .await
+        .unwrap();
+    let batch: Vec<_> = (2..=5).map(|n| audit_event(&format!("e{n}"), n)).collect();
+    let positions = s.append_audit_batch(&batch, &test_link).await.unwrap();
+    assert_eq!(positions.iter().map(|p| p.seq).collect::<Vec<_>>(), [2, 3, 4, 5]);
+    assert_eq!(s.audit_head().await.unwrap(), positions[3]);
+    assert!(s.append_audit_batch(&[], &test_link).await.unwrap().is_empty());
+    // A duplicate id fails the whole batch: nothing of it is written, the head stays.
+    let bad = vec![audit_event("e6", 6), audit_event("e2", 7)];
+    assert!(s.append_audit_batch(&bad, &test_link).await.is_err());
+    assert_eq!(s.audit_head().await.unwrap(), positions[3]);
+    s.append_audit(&audit_event("e6", 6), &test_link).await.unwrap();
+    assert_eq!(assert_chain_unbroken(&s).await, 6);
+}
+
 async fn audit_filters_and_cursors(s: Arc<dyn Store>) {
     let rows = [
         ("a1", 10, "org_a", "admin:x", "client.create"),
@@ -1079,6 +1096,7 @@ contract!(
     revoked_or_outdated_sessions_do_not_rotate,
     audit_chain_stays_unbroken_under_concurrent_appends,
     audit_filters_and_cursors,
+    audit_batches_chain_like_single_appends_and_are_all_or_nothing,
     orgs_are_found_by_id_or_name_and_names_are_unique,
     external_orgs_bind_once,
     membership_changes_bump_user_ver_and_keep_sessions,
