@@ -90,6 +90,19 @@ impl Target {
         Self::new(request, Expect::AnyBody)
     }
 
+    /// `GET /v2/token` for push and pull on one repository, as a registry client asks,
+    /// with a service account's HTTP Basic credentials.
+    pub fn registry_token(
+        http: &reqwest::Client,
+        base_url: &str,
+        creds: &ClientCredentials,
+        scope: &str,
+    ) -> anyhow::Result<Self> {
+        let request = basic_auth(http.get(format!("{base_url}/v2/token")), creds)
+            .query(&[("service", "registry"), ("scope", scope)]);
+        Self::new(request, Expect::AnyBody)
+    }
+
     fn new(builder: reqwest::RequestBuilder, expect: Expect) -> anyhow::Result<Self> {
         let request = builder.build().context("cannot build the request")?;
         // Only streaming bodies refuse to clone, and a form body is a buffer; check anyway,

@@ -65,6 +65,9 @@ enum Phase {
     /// `POST /oauth/token`, `grant_type=refresh_token`, one rotating chain per connection.
     #[value(name = "refresh")]
     Refresh,
+    /// `GET /v2/token` for pull and push on an org's repository, as a service account.
+    #[value(name = "registry_token")]
+    RegistryToken,
 }
 
 impl Phase {
@@ -74,6 +77,7 @@ impl Phase {
             Phase::Introspect => "introspect",
             Phase::TokenExchange => "token_exchange",
             Phase::Refresh => "refresh",
+            Phase::RegistryToken => "registry_token",
         }
     }
 }
@@ -97,7 +101,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "client_credentials,introspect,token_exchange,refresh"
+        default_value = "client_credentials,introspect,token_exchange,refresh,registry_token"
     )]
     phases: Vec<Phase>,
     /// Requests in flight at once (tokio tasks sharing one keep-alive HTTP client); in the
@@ -223,6 +227,13 @@ async fn benchmark(
                 Workload::Refresh(start_sessions(&http, &url, idp, args.connections).await?),
                 raw.refresh(),
             ),
+            Phase::RegistryToken => {
+                let pusher = create_registry_pusher(server).await?;
+                (
+                    Workload::Replay(Target::registry_token(&http, &url, &pusher, REGISTRY_SCOPE)?),
+                    raw.registry(),
+                )
+            }
         };
         let name = phase.name();
         let (result, cpu) = run_phase(&http, Arc::new(workload), &limits, args.warm_up, server).await?;
@@ -301,6 +312,48 @@ async fn create_service_account(server: &ServerProcess) -> anyhow::Result<Client
         client_id: created.client.client_id,
         client_secret: SecretString::from(created.client_secret),
     })
+}
+
+/// The repository scope the registry phase asks for (pull and push: both granted).
+const REGISTRY_SCOPE: &str = "repository:bench/app:pull,push";
+
+/// A service account of org `bench` that may push (and so pull) its repositories; checks
+/// once that a registry token for [`REGISTRY_SCOPE`] grants both actions.
+async fn create_registry_pusher(server: &ServerProcess) -> anyhow::Result<ClientCredentials> {
+    let admin = tollgate_client::Client::new(&server.url())?.with_admin_token(server.admin_token().clone());
+    let org = tollgate_client::proto::orgs::CreateOrgRequest {
+        name: "bench".to_owned(),
+        ..Default::default()
+    };
+    admin.create_org(&org).await.context("cannot create the org")?;
+    let request = CreateClientRequest {
+        name: "registry-pusher".to_owned(),
+        scope: vec!["registry:push".to_owned()],
+        audiences: Vec::new(),
+    };
+    let created = admin
+        .create_org_service_account("bench", &request)
+        .await
+        .context("cannot create the registry service account")?;
+    let creds = ClientCredentials {
+        client_id: created.client.client_id,
+        client_secret: SecretString::from(created.client_secret),
+    };
+    let secret = secrecy::ExposeSecret::expose_secret(&creds.client_secret).to_owned();
+    let token = admin
+        .registry_token("registry", &[REGISTRY_SCOPE], Some((&creds.client_id, &secret)))
+        .await
+        .context("cannot get a registry token")?;
+    let payload = token.token.split('.').nth(1).context("a compact JWS")?;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .context("base64url payload")?,
+    )?;
+    anyhow::ensure!(
+        claims["access"][0]["actions"] == serde_json::json!(["pull", "push"]),
+        "the registry token does not grant pull and push: {claims}"
+    );
+    Ok(creds)
 }
 
 /// The token the introspection phase asks about.

@@ -36,6 +36,8 @@ pub struct RawCrypto {
     pub exchange_sign: Duration,
     /// HMAC-SHA256 of a refresh token (`tg_rt_…`), the keyed hash it is stored and found by.
     pub refresh_hmac: Duration,
+    /// ES256 signature over a registry token's signing input (the registry key's default alg).
+    pub registry_sign: Duration,
 }
 
 impl RawCrypto {
@@ -72,6 +74,13 @@ impl RawCrypto {
         let upstream_verify = time_per_op(budget, || upstream.verify(black_box(&upstream_verifier)))?;
         let exchange_sign = time_per_op(budget, || key.sign(black_box(exchanged_input.as_bytes())))?;
         let refresh_hmac = time_per_op(budget, || anyhow::Ok(hasher.hash(black_box(&refresh_token))))?;
+        let (registry_key, _pkcs8) =
+            SigningKey::generate(SigningAlg::ES256).context("cannot generate an ES256 key")?;
+        let registry_token = jws::sign(&registry_key, "JWT", &registry_shaped_claims())?;
+        let (registry_input, _signature) = registry_token
+            .rsplit_once('.')
+            .context("a compact JWS has three parts")?;
+        let registry_sign = time_per_op(budget, || registry_key.sign(black_box(registry_input.as_bytes())))?;
         Ok(Self {
             alg,
             sign,
@@ -80,6 +89,7 @@ impl RawCrypto {
             upstream_verify,
             exchange_sign,
             refresh_hmac,
+            registry_sign,
         })
     }
 
@@ -115,6 +125,17 @@ impl RawCrypto {
         RequestCrypto {
             label: format!("{} sign + 2 × HMAC-SHA256", self.alg),
             cost: self.exchange_sign + 2 * self.refresh_hmac,
+        }
+    }
+}
+
+/// The crypto of one registry token for a service account: an ES256 signature and the
+/// secret's HMAC.
+impl RawCrypto {
+    pub fn registry(&self) -> RequestCrypto {
+        RequestCrypto {
+            label: "ES256 sign + HMAC".to_owned(),
+            cost: self.registry_sign + self.hmac,
         }
     }
 }
@@ -191,4 +212,23 @@ where
         ops += BATCH;
     }
     Ok(started.elapsed() / ops)
+}
+
+/// Claims of the size the loopback server issues for a registry token of the bench phase.
+fn registry_shaped_claims() -> tollgate_core::registry::RegistryClaims {
+    let now = UnixTime(1_750_000_000);
+    tollgate_core::registry::RegistryClaims {
+        iss: "http://127.0.0.1:65535".to_owned(),
+        sub: secret_token::mint_id("tgc_", tollgate_crypto::random_byte_source()),
+        aud: "registry".to_owned(),
+        exp: now.plus(Duration::from_secs(300)),
+        nbf: now,
+        iat: now,
+        jti: "0f8c2d7e4b9a41c3a6e5d2f1b0c9e8d7".to_owned(),
+        access: vec![tollgate_core::registry::RegistryAccess {
+            resource_type: "repository".to_owned(),
+            name: "bench/app".to_owned(),
+            actions: vec!["pull".to_owned(), "push".to_owned()],
+        }],
+    }
 }
