@@ -754,3 +754,113 @@ mod tests {
         }
     }
 }
+
+/// The default binding of repositories to orgs: the first path component names the org.
+pub const DEFAULT_REPOSITORY_PATTERN: &str = "{org}/*";
+
+/// Checks a repository pattern: path components, exactly one `{org}` inside one of them
+/// (with an optional literal prefix and suffix, e.g. `team-{org}`), and a last component
+/// `*` (any one or more further components).
+pub fn validate_repository_pattern(pattern: &str) -> Result<(), String> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let ok = parts.len() >= 2
+        && parts.last() == Some(&"*")
+        && pattern.matches("{org}").count() == 1
+        && parts[..parts.len() - 1].iter().all(|p| {
+            let literal = p.replace("{org}", "");
+            !p.is_empty()
+                && literal
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "repository pattern `{pattern}`: use path components of a-z 0-9 . _ - with one `{{org}}` and a final `/*`, e.g. `{{org}}/*` or `team-{{org}}/*`"
+        ))
+    }
+}
+
+/// The org name the first matching pattern gives `repository` (a `host[:port]/` prefix is
+/// dropped first), or `None`. Patterns are assumed valid ([`validate_repository_pattern`]).
+#[must_use]
+pub fn repository_org<'r>(patterns: &[String], repository: &'r str) -> Option<&'r str> {
+    let mut parts: Vec<&str> = repository.split('/').collect();
+    if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
+        parts.remove(0);
+    }
+    patterns.iter().find_map(|pattern| {
+        let fixed: Vec<&str> = pattern.split('/').collect();
+        let fixed = &fixed[..fixed.len().saturating_sub(1)];
+        if parts.len() <= fixed.len() {
+            return None;
+        }
+        let mut org = None;
+        for (want, got) in fixed.iter().zip(&parts) {
+            match want.split_once("{org}") {
+                Some((prefix, suffix)) => {
+                    let name = got.strip_prefix(prefix)?.strip_suffix(suffix)?;
+                    if name.is_empty() {
+                        return None;
+                    }
+                    org = Some(name);
+                }
+                None if want == got => {}
+                None => return None,
+            }
+        }
+        org
+    })
+}
+
+#[cfg(test)]
+mod repository_org_tests {
+    use super::*;
+
+    fn pats(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_default_binds_the_first_component() {
+        let d = pats(&[DEFAULT_REPOSITORY_PATTERN]);
+        assert_eq!(repository_org(&d, "acme/app"), Some("acme"));
+        assert_eq!(repository_org(&d, "acme/team/app"), Some("acme"));
+        assert_eq!(
+            repository_org(&d, "registry.example.com:5000/acme/app"),
+            Some("acme")
+        );
+        assert_eq!(repository_org(&d, "acme"), None, "a bare name belongs to no org");
+    }
+
+    #[test]
+    fn prefixes_suffixes_and_fixed_components() {
+        let p = pats(&["team-{org}/*", "apps/{org}-prod/*"]);
+        assert_eq!(repository_org(&p, "team-acme/app"), Some("acme"));
+        assert_eq!(repository_org(&p, "apps/globex-prod/web"), Some("globex"));
+        assert_eq!(repository_org(&p, "acme/app"), None);
+        assert_eq!(repository_org(&p, "team-/app"), None);
+        assert_eq!(repository_org(&p, "apps/globex-prod"), None);
+        assert_eq!(repository_org(&p, "apps/globex/web"), None);
+    }
+
+    #[test]
+    fn patterns_are_checked() {
+        for ok in ["{org}/*", "team-{org}/*", "apps/{org}/*", "a/b/{org}.x/*"] {
+            assert!(validate_repository_pattern(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "{org}",
+            "{org}/app",
+            "*/{org}/*",
+            "{org}/{org}/*",
+            "Team-{org}/*",
+            "x/*",
+            "/{org}/*",
+            "",
+        ] {
+            assert!(validate_repository_pattern(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -118,6 +118,9 @@ pub struct RegistryConfig {
     pub push_implies_pull: bool,
     /// Repository patterns (`public/*`) anyone may pull without credentials.
     pub anonymous_pull: Vec<String>,
+    /// Which org a repository belongs to: the first pattern that matches names it
+    /// (`{org}/*`: the first path component; `team-{org}/*`, `apps/{org}/*` …).
+    pub repository_patterns: Vec<String>,
 }
 
 impl Default for RegistryConfig {
@@ -131,6 +134,7 @@ impl Default for RegistryConfig {
             key_reference: KeyReference::Kid,
             push_implies_pull: true,
             anonymous_pull: Vec::new(),
+            repository_patterns: vec![tollgate_core::registry::DEFAULT_REPOSITORY_PATTERN.to_owned()],
         }
     }
 }
@@ -357,6 +361,9 @@ impl Config {
             return Err(
                 "registry.service must be a non-empty name without quotes or control characters".into(),
             );
+        }
+        for p in &r.repository_patterns {
+            tollgate_core::registry::validate_repository_pattern(p).map_err(|e| format!("registry.{e}"))?;
         }
         if r.token_ttl < Duration::from_secs(10) || r.token_ttl > Duration::from_secs(3600) {
             return Err("registry.token_ttl must be between 10s and 1h".into());

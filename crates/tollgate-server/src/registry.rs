@@ -18,7 +18,7 @@ use tollgate_core::authz::{Grant, PermissionSet};
 use tollgate_core::registry::{RegistryAccess, RegistryClaims, ResourceScope, granted_actions};
 use tollgate_core::secret_token::{self, SecretKind};
 use tollgate_core::{Reason, UnixTime};
-use tollgate_store::{ClientRecord, PullCredentialRecord, UserRecord};
+use tollgate_store::{ClientRecord, OrgRecord, PullCredentialRecord, UserRecord};
 
 /// Who is asking for a registry token.
 #[derive(Debug, Clone)]
@@ -112,6 +112,16 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
     }
 }
 
+/// The refresh token presented as the Basic password, if that is what it is (`offline_token`
+/// and `access_type=offline` hand it back as the token to use next: it is not spent here).
+#[must_use]
+pub fn presented_refresh_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    basic(value)
+        .map(|(_, password)| password)
+        .filter(|p| p.starts_with(SecretKind::RefreshToken.prefix()))
+}
+
 fn basic(value: &str) -> Option<(String, String)> {
     let (scheme, b64) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -150,16 +160,11 @@ async fn pull_credential(state: &AppState, id: &str, secret: &str) -> Result<Pri
     Ok(Principal::PullCredential(cred))
 }
 
-/// The org name a repository belongs to: its first path component (after a `host[:port]/`
-/// prefix, which is dropped).
-#[must_use]
-pub fn repository_org(name: &str) -> &str {
-    let mut parts = name.split('/');
-    let first = parts.next().unwrap_or_default();
-    let looks_like_host = first.contains('.') || first.contains(':') || first == "localhost";
-    match (looks_like_host, parts.next()) {
-        (true, Some(second)) => second,
-        _ => first,
+/// The org a repository belongs to, by `registry.repository_patterns`.
+pub async fn repository_org(state: &AppState, repository: &str) -> Result<Option<OrgRecord>, ApiError> {
+    match tollgate_core::registry::repository_org(&state.config.registry.repository_patterns, repository) {
+        Some(name) => Ok(state.store.find_org(name).await?),
+        None => Ok(None),
     }
 }
 
@@ -199,12 +204,12 @@ pub async fn permissions(
         Principal::PullCredential(_) => PermissionSet::default(),
         Principal::ServiceAccount(c) => match &c.org_id {
             None => registry_scopes(c),
-            Some(org_id) => match state.store.find_org(repository_org(repo)).await? {
+            Some(org_id) => match repository_org(state, repo).await? {
                 Some(org) if org.id == *org_id => registry_scopes(c),
                 _ => PermissionSet::default(),
             },
         },
-        Principal::User { user, org, .. } => match state.store.find_org(repository_org(repo)).await? {
+        Principal::User { user, org, .. } => match repository_org(state, repo).await? {
             Some(repo_org) if org.as_ref().is_none_or(|o| *o == repo_org.id) => {
                 crate::orgs::membership(state, &repo_org, &user.id)
                     .await?

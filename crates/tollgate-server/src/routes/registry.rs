@@ -74,10 +74,7 @@ async fn answer(
             event = event.denied(Reason::PermissionDenied);
         }
         if scope.resource_type == "repository"
-            && let Some(org) = state
-                .store
-                .find_org(registry::repository_org(&scope.name))
-                .await?
+            && let Some(org) = registry::repository_org(state, &scope.name).await?
         {
             event = event.org(org.id);
         }
@@ -127,7 +124,11 @@ pub async fn token_get(
     let query = Form::parse(query.unwrap_or_default().as_bytes())?;
     let service = service(&state, query.one("service")?)?;
     let scopes = scopes(&query.all("scope"))?;
-    answer(&state, &principal, service, &scopes, None).await
+    let offline = query.one("offline_token")? == Some("true");
+    let refresh = offline
+        .then(|| registry::presented_refresh_token(&headers))
+        .flatten();
+    answer(&state, &principal, service, &scopes, refresh).await
 }
 
 /// The OAuth2 variant: `grant_type=password` (`username`, `password` as for `GET`) or
@@ -223,11 +224,7 @@ pub async fn pull_credentials(
     };
     let parsed = scopes(&[&format!("repository:{repository}:pull")])?;
     let repository = parsed.first().map(|s| s.name.clone()).unwrap_or(repository);
-    let Some(org) = state
-        .store
-        .find_org(registry::repository_org(&repository))
-        .await?
-    else {
+    let Some(org) = registry::repository_org(&state, &repository).await? else {
         return Err(ApiError::new(
             Reason::NotFound,
             format!("no org owns repository `{repository}`"),

@@ -467,6 +467,20 @@ async fn the_oauth2_variant_takes_passwords_and_refresh_tokens() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.get("refresh_token").is_none());
+    // GET with offline_token=true hands back a refresh token presented as the password.
+    let resp = w
+        .app
+        .http
+        .get(
+            w.app
+                .url("/v2/token?service=registry&offline_token=true&client_id=docker"),
+        )
+        .basic_auth("alice", Some(&s.refresh))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["refresh_token"], s.refresh.as_str());
     // client_id is required; unknown grant types and bad passwords are refused with reasons.
     let (status, body) = post(vec![
         ("grant_type", "password".into()),
@@ -495,4 +509,36 @@ async fn the_oauth2_variant_takes_passwords_and_refresh_tokens() {
     ])
     .await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn repositories_belong_to_orgs_by_the_configured_patterns() {
+    let w =
+        world_with(|c| c.registry.repository_patterns = vec!["team-{org}/*".into(), "apps/{org}/*".into()])
+            .await;
+    let pusher = creds(&w.acme_pusher);
+    let a = w
+        .granted(
+            &[
+                "repository:team-acme/app:push",
+                "repository:apps/acme/web:pull",
+                "repository:acme/app:push",
+            ],
+            pusher,
+        )
+        .await;
+    assert_eq!(
+        a,
+        serde_json::json!([
+            {"type": "repository", "name": "team-acme/app", "actions": ["push"]},
+            {"type": "repository", "name": "apps/acme/web", "actions": ["pull"]},
+        ])
+    );
+    // Pull credentials follow the same binding.
+    let req = PullCredentialRequest {
+        repository: Some("acme/app".into()),
+        ..PullCredentialRequest::default()
+    };
+    let err = w.app.client.pull_credential(&w.api_key, &req).await.unwrap_err();
+    assert_eq!(err.reason(), Some("not-found"));
 }
