@@ -61,6 +61,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: crate::org::OrgCommand,
     },
+    /// API keys of internal services (`X-API-Key` of the pull-credential endpoint).
+    ApiKey {
+        #[command(subcommand)]
+        command: crate::registry::ApiKeyCommand,
+    },
     /// Admin tokens.
     Token {
         #[command(subcommand)]
@@ -268,6 +273,7 @@ pub async fn admin(remote: &Remote, command: AdminCommand) -> anyhow::Result<()>
         } => print_json(&c.rotate_secrets().await?),
         AdminCommand::Audit(args) => crate::audit::admin_audit(&c, args).await,
         AdminCommand::Org { command } => crate::org::run(&c, command).await,
+        AdminCommand::ApiKey { command } => crate::registry::api_keys(&c, command).await,
         AdminCommand::Token { .. } => Ok(()),
     }
 }

@@ -1,6 +1,6 @@
 //! `tollgate registry config` (a CNCF distribution registry's `auth` section and the
-//! certificate bundle it trusts) and the registry's administration: API keys of internal
-//! services and pull credentials.
+//! certificate bundle it trusts), revoking pull credentials, and `tollgate admin api-key`
+//! (the keys internal services mint pull credentials with).
 
 use crate::admin::print_json;
 use anyhow::Context as _;
@@ -22,12 +22,6 @@ pub enum RegistryCommand {
         #[arg(long, default_value = "tollgate-registry-bundle.pem")]
         bundle: PathBuf,
     },
-    /// Create an API key for an internal service (shown once).
-    ApiKeyCreate { name: String },
-    /// List API keys.
-    ApiKeys,
-    /// Revoke an API key.
-    ApiKeyRevoke { id: String },
     /// Revoke a pull credential before it expires.
     RevokeCredential { id: String },
 }
@@ -57,19 +51,34 @@ pub async fn run(c: &Client, command: RegistryCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        RegistryCommand::ApiKeyCreate { name } => {
+        RegistryCommand::RevokeCredential { id } => {
+            c.revoke_pull_credential(&id).await?;
+            println!("revoked {id}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for an internal service (shown once).
+    Create { name: String },
+    /// List API keys.
+    List,
+    /// Revoke an API key.
+    Revoke { id: String },
+}
+
+pub async fn api_keys(c: &Client, command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create { name } => {
             print_json(&c.create_api_key(&name).await.context("cannot create API key")?)?;
             eprintln!("The key is shown only this once.");
             Ok(())
         }
-        RegistryCommand::ApiKeys => print_json(&c.list_api_keys().await?),
-        RegistryCommand::ApiKeyRevoke { id } => {
+        ApiKeyCommand::List => print_json(&c.list_api_keys().await?),
+        ApiKeyCommand::Revoke { id } => {
             c.revoke_api_key(&id).await?;
-            println!("revoked {id}");
-            Ok(())
-        }
-        RegistryCommand::RevokeCredential { id } => {
-            c.revoke_pull_credential(&id).await?;
             println!("revoked {id}");
             Ok(())
         }

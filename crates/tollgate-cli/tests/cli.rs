@@ -517,6 +517,6 @@ fn registry_config_prints_the_auth_section_and_writes_the_bundle() {
     // The active and the next registry key, so a rotation needs no registry restart first.
     let pem = std::fs::read_to_string(&bundle).unwrap();
     assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2, "{pem}");
-    let api_key = server.cli(&token, &["registry", "api-key-create", "builder"]);
+    let api_key = server.cli(&token, &["admin", "api-key", "create", "builder"]);
     assert!(api_key["key"].as_str().unwrap().starts_with("tg_ak_"));
 }

@@ -541,6 +541,24 @@ mod tests {
     }
 
     #[test]
+    fn registry_settings_distribution_cannot_use_are_refused_clearly() {
+        let err = Config::load(None, env(&[("TOLLGATE_REGISTRY_SIGNING_ALG", "EdDSA")])).expect_err("EdDSA");
+        assert!(err.to_string().contains("cannot verify EdDSA"), "{err}");
+        let err = Config::load(None, env(&[("TOLLGATE_REGISTRY_KEY_REFERENCE", "x5u")])).expect_err("x5u");
+        assert!(
+            err.to_string().contains("KEY_REFERENCE") && err.to_string().contains("x5c"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("t.toml");
+        std::fs::write(&p, "[registry]\nrepository_patterns = [\"{org}\"]\n").expect("write");
+        let err = Config::load(Some(&p), env(&[])).expect_err("pattern");
+        assert!(err.to_string().contains("repository pattern"), "{err}");
+        let ok = Config::load(None, env(&[("TOLLGATE_REGISTRY_SIGNING_ALG", "RS256")])).expect("RS256");
+        assert_eq!(ok.registry.signing_alg, SigningAlg::RS256);
+    }
+
+    #[test]
     fn unknown_file_key_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("t.toml");
