@@ -149,8 +149,7 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
             "this refresh token was already used; the session has been revoked",
         ));
     }
-    let idle_end = UnixTime(session.last_used_at).plus(state.config.tokens.refresh_idle_ttl);
-    if now.0 >= session.expires_at || now >= idle_end {
+    if lapsed(state, &session, now) {
         end(state, &session, Reason::SessionExpired).await?;
         return Err(refused(
             Reason::SessionExpired,
@@ -325,6 +324,12 @@ fn narrowed_grant(
     })
 }
 
+/// Whether a session is past its absolute lifetime or idle too long at `now`.
+fn lapsed(state: &AppState, session: &SessionRecord, now: UnixTime) -> bool {
+    let idle_end = UnixTime(session.last_used_at).plus(state.config.tokens.refresh_idle_ttl);
+    now.0 >= session.expires_at || now >= idle_end
+}
+
 /// The live session a refresh token belongs to, without spending the token: for clients
 /// that present a refresh token as a password (`docker login`). `None` unless the token is
 /// unspent and its session unrevoked, within its lifetimes, and of its user's version.
@@ -336,12 +341,7 @@ pub async fn peek(state: &AppState, token: &str) -> Result<Option<SessionRecord>
         return Ok(None);
     };
     let now = state.clock.now();
-    let idle_end = UnixTime(session.last_used_at).plus(state.config.tokens.refresh_idle_ttl);
-    if record.used_at.is_some()
-        || session.revoked_at.is_some()
-        || now.0 >= session.expires_at
-        || now >= idle_end
-    {
+    if record.used_at.is_some() || session.revoked_at.is_some() || lapsed(state, &session, now) {
         return Ok(None);
     }
     let user = state.store.get_user(&session.user_id).await?;
