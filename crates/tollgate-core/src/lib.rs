@@ -15,6 +15,7 @@ pub mod registry;
 pub mod scope;
 pub mod secret_token;
 pub mod time;
+pub mod trust;
 pub mod upstream;
 
 pub use alg::{JwsAlg, SigningAlg};

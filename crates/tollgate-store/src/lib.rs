@@ -8,12 +8,14 @@
 //! This crate knows nothing about HTTP, tokens or crypto: it stores bytes and strings.
 
 mod records;
+mod redis_ephemeral;
 mod sql;
 mod sql_audit;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 pub use records::*;
+pub use redis_ephemeral::RedisEphemeral;
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// Opening the database or applying migrations failed.
     #[error("cannot open database: {0}")]
     Open(String),
+    /// Redis could not be reached or failed; retrying may help.
+    #[error("redis unavailable: {0}")]
+    Redis(#[source] redis::RedisError),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -253,6 +258,58 @@ pub trait Revocations {
     async fn purge_expired_revocations(&self, now: i64) -> Result<u64>;
 }
 
+/// Trust policies of orgs for CI workloads.
+#[async_trait]
+pub trait TrustPolicies {
+    /// An org's policies, by name.
+    async fn trust_policies_of(&self, org_id: &str) -> Result<Vec<TrustPolicyRecord>>;
+    /// Every org's policies for one issuer, by org and name.
+    async fn trust_policies_for_issuer(&self, issuer: &str) -> Result<Vec<TrustPolicyRecord>>;
+    async fn get_trust_policy(&self, org_id: &str, name: &str) -> Result<Option<TrustPolicyRecord>>;
+    /// Creates or replaces (keeping `created_at`); true if it was created.
+    async fn put_trust_policy(&self, p: &TrustPolicyRecord) -> Result<bool>;
+    async fn delete_trust_policy(&self, org_id: &str, name: &str) -> Result<bool>;
+}
+
+/// Build sessions, limited per owner.
+#[async_trait]
+pub trait BuildSessions {
+    /// Opens a session unless its owner has `max_active` open, unexpired ones already;
+    /// serialized per owner, so concurrent opens never exceed the limit.
+    async fn open_build_session(
+        &self,
+        s: &BuildSessionRecord,
+        max_active: u32,
+        now: i64,
+    ) -> Result<BuildSessionOpen>;
+    async fn get_build_session(&self, id: &str) -> Result<Option<BuildSessionRecord>>;
+    /// An owner's sessions, newest first.
+    async fn build_sessions_of(&self, owner: &str) -> Result<Vec<BuildSessionRecord>>;
+    /// An org's sessions, newest first.
+    async fn build_sessions_of_org(&self, org_id: &str) -> Result<Vec<BuildSessionRecord>>;
+    /// Closes an open session; false if unknown or closed already.
+    async fn close_build_session(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
+}
+
+/// Short-lived state: replay caches and small documents with compare-and-swap (publish
+/// sessions). Kept in the database, or in Redis when configured, so every replica sees it.
+#[async_trait]
+pub trait Ephemeral: Send + Sync + std::fmt::Debug {
+    /// Records `key` in `namespace` until `expires_at`: true the first time, false while
+    /// it is recorded (a replay). Of concurrent calls with one key exactly one gets true.
+    async fn first_use(&self, namespace: &str, key: &str, expires_at: i64, now: i64) -> Result<bool>;
+    /// Stores a new document (version 1) kept until `keep_until`; `Conflict` if the id exists.
+    async fn create_doc(&self, kind: &str, id: &str, doc: &str, keep_until: i64, now: i64) -> Result<()>;
+    async fn get_doc(&self, kind: &str, id: &str) -> Result<Option<VersionedDoc>>;
+    /// Replaces the document if its version is still `expected_ver` (and bumps it): of
+    /// concurrent replacements from one version exactly one returns true.
+    async fn replace_doc(&self, kind: &str, id: &str, expected_ver: i64, doc: &str) -> Result<bool>;
+    /// Deletes what is past its time (Redis expires keys itself); how many.
+    async fn purge_ephemeral(&self, now: i64) -> Result<u64>;
+    /// `sqlite`, `postgres` or `redis`.
+    fn ephemeral_backend(&self) -> &'static str;
+}
+
 /// The caller's keyed hash of one chain link (the store does no crypto).
 pub type ChainLinkFn = dyn Fn(&ChainInput<'_>) -> [u8; 32] + Send + Sync;
 
@@ -293,6 +350,9 @@ pub trait Store:
     + RegistryCredentials
     + Revocations
     + Audit
+    + TrustPolicies
+    + BuildSessions
+    + Ephemeral
     + Send
     + Sync
     + std::fmt::Debug
@@ -312,6 +372,9 @@ impl<T> Store for T where
         + RegistryCredentials
         + Revocations
         + Audit
+        + TrustPolicies
+        + BuildSessions
+        + Ephemeral
         + Send
         + Sync
         + std::fmt::Debug

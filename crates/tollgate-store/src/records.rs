@@ -360,3 +360,50 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
+
+/// A trust policy: which CI workloads of an org may get which credentials. The store keeps
+/// the definition as the API's JSON (`spec`); the server validates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustPolicyRecord {
+    pub org_id: String,
+    pub name: String,
+    /// The configured name of the workload issuer it applies to.
+    pub issuer: String,
+    pub spec: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A build session (seed 003): a CI job's or a developer's declared build, limited in
+/// number per owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSessionRecord {
+    pub id: String,
+    pub org_id: Option<String>,
+    /// Whose quota it counts against: `ci:<issuer>:<repository>` or `user:<id>`.
+    pub owner: String,
+    /// The credential's subject that opened it.
+    pub created_by: String,
+    pub description: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub closed_at: Option<i64>,
+    pub closed_reason: Option<String>,
+}
+
+/// What opening a build session did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildSessionOpen {
+    Opened,
+    /// The owner already has this many active sessions (the limit); nothing was written.
+    LimitReached {
+        active: u64,
+    },
+}
+
+/// A short-lived document with its version, for compare-and-swap updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedDoc {
+    pub ver: i64,
+    pub doc: String,
+}

@@ -53,3 +53,24 @@ pub async fn fresh_postgres_url() -> Option<String> {
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("tollgate.db").display())
 }
+
+/// The Redis server tests use (`TOLLGATE_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`),
+/// or `None` (skip) when it does not answer outside CI.
+///
+/// # Panics
+/// Under `CI=true` when Redis is unreachable: a missing service must fail CI.
+pub async fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("TOLLGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    match crate::RedisEphemeral::connect(&url, "tollgate-test:", std::time::Duration::from_secs(2)).await {
+        Ok(_) => Some(url),
+        Err(e) if !in_ci() => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("SKIP: Redis unreachable at {url} ({e}); set CI=true to make this a failure");
+            }
+            None
+        }
+        Err(e) => panic!("CI=true and Redis is unreachable at {url}: {e}"),
+    }
+}

@@ -1071,6 +1071,171 @@ macro_rules! contract {
     };
 }
 
+async fn trust_policies_round_trip_per_org_and_issuer(s: Arc<dyn Store>) {
+    s.create_org(&org("o1"), None).await.unwrap();
+    s.create_org(&org("o2"), None).await.unwrap();
+    let p = |o: &str, n: &str, issuer: &str, at: i64| tollgate_store::TrustPolicyRecord {
+        org_id: o.into(),
+        name: n.into(),
+        issuer: issuer.into(),
+        spec: format!(r#"{{"name":"{n}"}}"#),
+        created_at: at,
+        updated_at: at,
+    };
+    assert!(s.put_trust_policy(&p("o1", "b", "github", 10)).await.unwrap());
+    assert!(s.put_trust_policy(&p("o1", "a", "gitlab", 10)).await.unwrap());
+    assert!(s.put_trust_policy(&p("o2", "a", "github", 10)).await.unwrap());
+    // Replacing keeps created_at and says it was not created.
+    assert!(!s.put_trust_policy(&p("o1", "b", "github", 20)).await.unwrap());
+    let got = s.get_trust_policy("o1", "b").await.unwrap().unwrap();
+    assert_eq!((got.created_at, got.updated_at), (10, 20));
+    let names = |v: Vec<tollgate_store::TrustPolicyRecord>| {
+        v.into_iter()
+            .map(|p| format!("{}/{}", p.org_id, p.name))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(s.trust_policies_of("o1").await.unwrap()), ["o1/a", "o1/b"]);
+    assert_eq!(
+        names(s.trust_policies_for_issuer("github").await.unwrap()),
+        ["o1/b", "o2/a"]
+    );
+    assert!(s.delete_trust_policy("o1", "b").await.unwrap());
+    assert!(!s.delete_trust_policy("o1", "b").await.unwrap());
+    assert!(s.get_trust_policy("o1", "b").await.unwrap().is_none());
+}
+
+fn build(id: &str, owner: &str, expires_at: i64) -> tollgate_store::BuildSessionRecord {
+    tollgate_store::BuildSessionRecord {
+        id: id.into(),
+        org_id: None,
+        owner: owner.into(),
+        created_by: "sub".into(),
+        description: String::new(),
+        created_at: 100,
+        expires_at,
+        closed_at: None,
+        closed_reason: None,
+    }
+}
+
+async fn build_sessions_are_limited_per_owner_even_when_opened_concurrently(s: Arc<dyn Store>) {
+    use tollgate_store::BuildSessionOpen;
+    // An expired and a closed session do not count.
+    assert_eq!(
+        s.open_build_session(&build("old", "ci:x", 50), 3, 10)
+            .await
+            .unwrap(),
+        BuildSessionOpen::Opened
+    );
+    assert_eq!(
+        s.open_build_session(&build("closed", "ci:x", 500), 3, 100)
+            .await
+            .unwrap(),
+        BuildSessionOpen::Opened
+    );
+    assert!(s.close_build_session("closed", "done", 101).await.unwrap());
+    assert!(!s.close_build_session("closed", "done", 102).await.unwrap());
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.open_build_session(&build(&format!("b{i}"), "ci:x", 500), 3, 100)
+                    .await
+            })
+        })
+        .collect();
+    let mut opened = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            BuildSessionOpen::Opened => opened += 1,
+            BuildSessionOpen::LimitReached { active } => assert_eq!(active, 3),
+        }
+    }
+    assert_eq!(opened, 3);
+    assert_eq!(
+        s.open_build_session(&build("other", "ci:y", 500), 3, 100)
+            .await
+            .unwrap(),
+        BuildSessionOpen::Opened
+    );
+    assert_eq!(s.build_sessions_of("ci:x").await.unwrap().len(), 5);
+    assert_eq!(
+        s.get_build_session("closed")
+            .await
+            .unwrap()
+            .unwrap()
+            .closed_reason
+            .as_deref(),
+        Some("done")
+    );
+}
+
+/// The [`tollgate_store::Ephemeral`] rules, for the SQL backends and Redis alike.
+pub(crate) async fn ephemeral_contract(e: Arc<dyn tollgate_store::Ephemeral>) {
+    let ns = format!("t{}", uuid_like());
+    // Replay: first use wins, later uses lose until the entry's time has passed.
+    assert!(e.first_use(&ns, "jti-1", 1_000, 100).await.unwrap());
+    assert!(!e.first_use(&ns, "jti-1", 1_000, 200).await.unwrap());
+    assert!(e.first_use(&ns, "jti-2", 1_000, 200).await.unwrap());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (e, ns) = (e.clone(), ns.clone());
+            tokio::spawn(async move { e.first_use(&ns, "jti-race", 1_000, 100).await.unwrap() })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "exactly one of 20 concurrent first uses wins");
+
+    // Documents: create once, compare-and-swap by version.
+    let id = format!("d{}", uuid_like());
+    e.create_doc(&ns, &id, "v1", 10_000, 100).await.unwrap();
+    assert!(matches!(
+        e.create_doc(&ns, &id, "again", 10_000, 100).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let d = e.get_doc(&ns, &id).await.unwrap().unwrap();
+    assert_eq!((d.ver, d.doc.as_str()), (1, "v1"));
+    assert!(e.replace_doc(&ns, &id, 1, "v2").await.unwrap());
+    assert!(!e.replace_doc(&ns, &id, 1, "v2-stale").await.unwrap());
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (e, ns, id) = (e.clone(), ns.clone(), id.clone());
+            tokio::spawn(async move { e.replace_doc(&ns, &id, 2, &format!("race-{i}")).await.unwrap() })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(
+        wins, 1,
+        "exactly one of 20 concurrent swaps from one version wins"
+    );
+    assert_eq!(e.get_doc(&ns, &id).await.unwrap().unwrap().ver, 3);
+    assert!(e.get_doc(&ns, "nope").await.unwrap().is_none());
+    assert!(!e.replace_doc(&ns, "nope", 1, "x").await.unwrap());
+}
+
+fn uuid_like() -> u128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    t ^ u128::from(std::process::id())
+}
+
+async fn ephemeral_state_follows_the_contract(s: Arc<dyn Store>) {
+    ephemeral_contract(s.clone()).await;
+    // SQL only: expired entries are purged, and an expired replay key can be taken again.
+    assert!(s.first_use("p", "k", 150, 100).await.unwrap());
+    assert!(
+        s.first_use("p", "k", 400, 200).await.unwrap(),
+        "expired entry is taken over"
+    );
+    assert!(s.purge_ephemeral(10_000_000).await.unwrap() >= 1);
+}
+
 contract!(
     ping_works,
     keys_round_trip,
@@ -1104,7 +1269,23 @@ contract!(
     roles_round_trip_and_held_roles_stay,
     org_service_accounts_are_disabled_together,
     pull_credentials_and_api_keys,
+    trust_policies_round_trip_per_org_and_issuer,
+    build_sessions_are_limited_per_owner_even_when_opened_concurrently,
+    ephemeral_state_follows_the_contract,
 );
+
+/// The same rules on Redis (127.0.0.1:6379, or `TOLLGATE_TEST_REDIS_URL`).
+#[tokio::test]
+async fn redis_ephemeral_follows_the_contract() {
+    let Some(url) = tollgate_store::testing::redis_url().await else {
+        return;
+    };
+    let e =
+        tollgate_store::RedisEphemeral::connect(&url, "tollgate-test:", std::time::Duration::from_secs(2))
+            .await
+            .unwrap();
+    ephemeral_contract(Arc::new(e)).await;
+}
 
 #[test]
 fn unknown_url_scheme_is_refused_with_a_hint() {

@@ -42,6 +42,21 @@ pub struct ClaimMapping {
     pub org_role: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// For workload issuers: trust-policy attribute → claim path (`repository =
+    /// "project_path"`), on top of the preset's (see `trust::workload`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub workload: std::collections::BTreeMap<String, String>,
+}
+
+/// Whom an issuer's tokens describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssuerKind {
+    /// People: exchanges register or find a local user.
+    Users,
+    /// CI jobs: exchanges go through the orgs' trust policies and give job tokens; each
+    /// token (`jti`) is accepted once.
+    Workloads,
 }
 
 /// An issuer as configured. Absent fields take the preset's defaults.
@@ -54,6 +69,10 @@ pub struct IssuerSpec {
     pub issuer: String,
     #[serde(default)]
     pub preset: Preset,
+    /// Users or workloads; the github-actions and gitlab presets say workloads, the
+    /// others users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<IssuerKind>,
     /// Find the JWKS through `<issuer>/.well-known/openid-configuration` (default when no
     /// `jwks_uri` is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,12 +164,15 @@ pub struct Issuer {
     pub name: String,
     pub issuer: String,
     pub preset: Preset,
+    pub kind: IssuerKind,
     pub jwks: JwksLocation,
     pub audience: AudienceRule,
     pub authorized_parties: Vec<String>,
     pub algorithms: Vec<JwsAlg>,
     pub claims: ClaimMapping,
     pub required_claims: Vec<String>,
+    /// For workload issuers: trust-policy attribute → claim path, preset and custom merged.
+    pub workload_claims: std::collections::BTreeMap<String, String>,
     #[serde(with = "humantime_serde")]
     pub clock_skew: Duration,
     #[serde(with = "humantime_serde::option")]
@@ -197,6 +219,7 @@ impl Preset {
                 org_id: paths(&["org_id", "o.id"]),
                 org_role: paths(&["org_role", "o.rol"]),
                 roles: paths(&["org_permissions", "o.per"]),
+                workload: Default::default(),
             },
             Preset::GithubActions => ClaimMapping {
                 subject: paths(&["sub"]),
@@ -204,6 +227,7 @@ impl Preset {
                 org_id: paths(&["repository_owner_id"]),
                 org_role: vec![],
                 roles: vec![],
+                workload: Default::default(),
             },
             Preset::Gitlab => ClaimMapping {
                 subject: paths(&["sub"]),
@@ -211,6 +235,7 @@ impl Preset {
                 org_id: paths(&["namespace_id"]),
                 org_role: vec![],
                 roles: vec![],
+                workload: Default::default(),
             },
             Preset::Oidc => ClaimMapping {
                 subject: paths(&["sub"]),
@@ -218,7 +243,23 @@ impl Preset {
                 org_id: paths(&["org_id"]),
                 org_role: vec![],
                 roles: paths(&["roles"]),
+                workload: Default::default(),
             },
+        }
+    }
+
+    fn kind(self) -> IssuerKind {
+        match self {
+            Preset::GithubActions | Preset::Gitlab => IssuerKind::Workloads,
+            Preset::Clerk | Preset::Oidc => IssuerKind::Users,
+        }
+    }
+
+    fn workload_claims(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Preset::GithubActions => crate::trust::workload::GITHUB_ACTIONS,
+            Preset::Gitlab => crate::trust::workload::GITLAB,
+            Preset::Clerk | Preset::Oidc => &[("subject", "sub")],
         }
     }
 
@@ -335,7 +376,27 @@ impl IssuerSpec {
         if claims.subject.is_empty() {
             return Err(err(name, "claims.subject must name at least one claim"));
         }
+        let kind = self.kind.unwrap_or(self.preset.kind());
+        let mut workload_claims: std::collections::BTreeMap<String, String> = self
+            .preset
+            .workload_claims()
+            .iter()
+            .map(|(a, c)| ((*a).to_owned(), (*c).to_owned()))
+            .collect();
+        if let Some(custom) = &self.claims {
+            if let Some((a, _)) = custom.workload.iter().find(|(a, c)| a.is_empty() || c.is_empty()) {
+                return Err(err(
+                    name,
+                    format!("claims.workload: empty attribute or claim (`{a}`)"),
+                ));
+            }
+            workload_claims.extend(custom.workload.iter().map(|(a, c)| (a.clone(), c.clone())));
+        }
         let mut required_claims = self.preset.required_claims();
+        // A workload token is accepted once; that needs its `jti`.
+        if kind == IssuerKind::Workloads && !required_claims.iter().any(|c| c == "jti") {
+            required_claims.push("jti".to_owned());
+        }
         for c in &self.required_claims {
             if !required_claims.contains(c) {
                 required_claims.push(c.clone());
@@ -377,6 +438,8 @@ impl IssuerSpec {
             name: name.to_owned(),
             issuer: self.issuer.clone(),
             preset: self.preset,
+            kind,
+            workload_claims,
             jwks,
             audience: AudienceRule {
                 required,

@@ -10,6 +10,6 @@ pub mod trace;
 
 pub use claims::{Claims, UnverifiedIss, UpstreamIdentity};
 pub use issuer::{
-    AudienceRule, ClaimMapping, GrantSpec, Issuer, IssuerError, IssuerSpec, JwksLocation, Preset,
+    AudienceRule, ClaimMapping, GrantSpec, Issuer, IssuerError, IssuerKind, IssuerSpec, JwksLocation, Preset,
 };
 pub use trace::{Check, NoTrace, Refusal, Report, Trace};
