@@ -173,6 +173,7 @@ fn production_shaped_claims() -> AccessTokenClaims {
         user_ver: None,
         org: None,
         roles: Vec::new(),
+        ci: None,
     }
 }
 

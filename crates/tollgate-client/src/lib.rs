@@ -2,6 +2,7 @@
 //! covers every endpoint.
 
 mod audit;
+mod ci;
 mod orgs;
 mod registry;
 

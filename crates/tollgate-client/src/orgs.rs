@@ -22,19 +22,19 @@ impl Client {
     }
 
     /// Authenticates as the user if a user token is set, else as the operator.
-    fn member(&self, req: RequestBuilder) -> Result<RequestBuilder> {
+    pub(crate) fn member(&self, req: RequestBuilder) -> Result<RequestBuilder> {
         match &self.user_token {
             Some(t) => Ok(req.bearer_auth(t.expose_secret())),
             None => self.admin(req),
         }
     }
 
-    fn user(&self, req: RequestBuilder) -> Result<RequestBuilder> {
+    pub(crate) fn user(&self, req: RequestBuilder) -> Result<RequestBuilder> {
         let token = self.user_token.as_ref().ok_or(Error::NoUserToken)?;
         Ok(req.bearer_auth(token.expose_secret()))
     }
 
-    fn org_url(&self, org: &str, rest: &str) -> String {
+    pub(crate) fn org_url(&self, org: &str, rest: &str) -> String {
         self.url(&format!("/v1/orgs/{}{rest}", form_encode(org)))
     }
 

@@ -38,6 +38,58 @@ pub struct AccessTokenClaims {
     /// own guard reads roles live; this is for the services behind it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// For job tokens: the CI workload and the trust policy that admitted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<JobClaims>,
+}
+
+/// What a job token says about its CI workload: the deciding trust policy and the
+/// workload's attributes (`repository`, `ref`, `job_workflow_ref`, `run_id`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobClaims {
+    pub policy: String,
+    #[serde(flatten)]
+    pub workload: std::collections::BTreeMap<String, String>,
+}
+
+/// The JOSE `typ` of combined publish tokens: not `at+jwt`, so no API takes one for an
+/// access token.
+pub const PUBLISH_TOKEN_TYP: &str = "publish+jwt";
+
+/// A combined publish token: the user who asked (`sub`) and the CI job that does the work
+/// (`act`, RFC 8693 §4.1), for one package version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishTokenClaims {
+    pub iss: String,
+    /// The local user who started the publish.
+    pub sub: String,
+    pub aud: String,
+    pub iat: UnixTime,
+    pub nbf: UnixTime,
+    pub exp: UnixTime,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The CI workload: its issuer's `iss` and its `sub` there.
+    pub act: Actor,
+    pub publish: PublishClaim,
+}
+
+/// What is being published, by which session, under which policy, from which run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishClaim {
+    pub session: String,
+    pub package: String,
+    pub version: String,
+    pub policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// The upstream identity an exchanged token was issued for.
@@ -107,6 +159,7 @@ mod tests {
             user_ver: None,
             org: None,
             roles: Vec::new(),
+            ci: None,
         }
     }
 

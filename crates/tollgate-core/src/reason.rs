@@ -103,6 +103,16 @@ reasons! {
     IssuerNotEnabledForOrg = "issuer-not-enabled-for-org", "The org does not accept sign-ins from this upstream issuer (see the org's issuers setting).";
     LastOwner = "last-owner", "The change would leave the org without an owner; make another member owner first.";
     GrantExceedsCaller = "grant-exceeds-caller", "A role may only grant, and a member may only be given, permissions the caller holds.";
+    // CI workloads and publishing
+    NotAWorkload = "not-a-workload", "The token's issuer describes users; this endpoint needs a CI job's OIDC token from an issuer of kind workloads (github-actions, gitlab).";
+    TokenReplayed = "token-replayed", "This CI token was presented before; each is accepted once. Request a fresh OIDC token in the job.";
+    OrgAmbiguous = "org-ambiguous", "Trust policies of several orgs match this workload; name one with the org parameter.";
+    PublishSessionUnknown = "publish-session-unknown", "No publish session has this id (or it ended long ago); start one with POST /v1/publish/init.";
+    PublishSessionExpired = "publish-session-expired", "The publish session expired before this step; start a new one.";
+    PublishSessionState = "publish-session-state", "The publish session is not in a state that allows this step (e.g. attested or finalized already); the message names both.";
+    PublishNonceMismatch = "publish-nonce-mismatch", "The nonce does not belong to this publish session; pass the session id and nonce from init unchanged.";
+    PublishAuthFailed = "publish-auth-failed", "The runner secret or user token does not belong to this publish session.";
+    BuildSessionLimit = "build-session-limit", "The owner has as many active build sessions as ci.max_active_per_owner allows; close one first.";
     // Server side
     ServiceUnavailable = "service-unavailable", "A backing service (database) failed; the request was refused to fail closed. Retry later.";
     InternalError = "internal-error", "An unexpected internal error; it has been logged with its cause.";

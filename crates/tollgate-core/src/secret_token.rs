@@ -25,6 +25,8 @@ pub enum SecretKind {
     PullCredential,
     /// An internal service's API key (`X-API-Key`).
     ApiKey,
+    /// A CI runner's secret for one publish session (given at attestation).
+    PublishRunner,
 }
 
 impl SecretKind {
@@ -36,6 +38,7 @@ impl SecretKind {
             SecretKind::RefreshToken => "tg_rt_",
             SecretKind::PullCredential => "tg_pc_",
             SecretKind::ApiKey => "tg_ak_",
+            SecretKind::PublishRunner => "tg_pr_",
         }
     }
 }

@@ -114,6 +114,7 @@ fn realistic_claims(now: UnixTime) -> AccessTokenClaims {
         user_ver: None,
         org: Some("org_k3v9x0q2m7b1n8c4z6wd".into()),
         roles: vec!["member".into()],
+        ci: None,
     }
 }
 

@@ -70,3 +70,10 @@ pub(crate) fn b64_decode(data: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(data).ok()
 }
+
+/// SHA-256 of `data`, lowercase hex: for fixed-size keys derived from values of any length
+/// (replay-cache entries of upstream `jti`s).
+#[must_use]
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
+}

@@ -160,6 +160,9 @@ pub struct VerifyResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub exchange: Option<serde_json::Value>,
+    /// For CI tokens: how every org's trust policies for the issuer judge the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<crate::ci::PolicyEvaluation>,
 }
 
 /// An upstream identity: the issuer's exact `iss` and the `sub` it vouches for.

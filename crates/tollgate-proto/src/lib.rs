@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod ci;
 pub mod discovery;
 pub mod oauth;
 pub mod ops;
@@ -27,4 +28,8 @@ pub struct ErrorBody {
     /// For refused upstream tokens: the `kid` the token named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
+    /// For `policy-denied` on CI tokens: every trust policy considered and the condition
+    /// that failed in each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<ci::PolicyEvaluation>,
 }

@@ -11,6 +11,9 @@ pub struct Health {
     /// For `/readyz`: the database backend and whether it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// For `/readyz` with `redis.url` set: whether Redis answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }
 
 /// `GET /auth/status`: who the presented access token says the caller is.

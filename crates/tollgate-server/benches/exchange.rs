@@ -353,6 +353,7 @@ impl Fixture {
             user_ver: None,
             org: None,
             roles: Vec::new(),
+            ci: None,
         };
         jws::sign(&self.access_key, "at+jwt", &claims).expect("access-token signing")
     }
@@ -550,6 +551,7 @@ fn print_breakdown(f: &Fixture) {
         user_ver: None,
         org: None,
         roles: Vec::new(),
+        ci: None,
     };
     let actor = format!("upstream:{}:{}", issuer.name, verified.identity.subject);
     let detail = json!({

@@ -109,8 +109,26 @@ impl App {
             audit_chain.clone(),
             metrics.clone(),
         ));
+        let redis = if config.redis.url.is_empty() {
+            None
+        } else {
+            Some(
+                tollgate_store::RedisEphemeral::connect(
+                    &config.redis.url,
+                    &config.redis.prefix,
+                    config.redis.timeout,
+                )
+                .await?,
+            )
+        };
+        let ephemeral: Arc<dyn tollgate_store::Ephemeral> = match &redis {
+            Some(r) => Arc::new(r.clone()),
+            None => store.clone(),
+        };
         let state = AppState {
             config: Arc::new(config),
+            ephemeral,
+            redis,
             store,
             keys: Arc::new(keys),
             hashing: Arc::new(hashing),
@@ -185,6 +203,9 @@ pub async fn upkeep(state: &AppState) {
     }
     if let Err(e) = state.store.purge_expired_revocations(state.clock.now().0).await {
         tracing::warn!(error = %e, "revocation purge failed");
+    }
+    if let Err(e) = state.ephemeral.purge_ephemeral(state.clock.now().0).await {
+        tracing::warn!(error = %e, "purge of short-lived state failed");
     }
     let registry = state.upstream.registry();
     if let Err(e) = registry.reload().await {

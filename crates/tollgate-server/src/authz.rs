@@ -202,6 +202,53 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
     })
 }
 
+/// Any live tollgate access token for tollgate's own API (`users.api_audience`): a user's or
+/// a CI job's (job tokens whose policy grants that audience). For APIs that serve both,
+/// such as build sessions.
+#[derive(Debug, Clone)]
+pub struct TokenCaller {
+    pub claims: AccessTokenClaims,
+}
+
+impl FromRequestParts<AppState> for TokenCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let result = async {
+            let token = bearer_token(&parts.headers).ok_or_else(|| {
+                ApiError::new(
+                    Reason::TokenMissing,
+                    "send a user or job access token as `Authorization: Bearer …`",
+                )
+                .with_challenge(CHALLENGE)
+            })?;
+            let claims = crate::tokens::verify_live(state, token).await?.map_err(|r| {
+                ApiError::new(r.reason, r.message)
+                    .with_challenge(format!("{CHALLENGE}, error=\"invalid_token\""))
+            })?;
+            let audience = &state.config.users.api_audience;
+            if claims.aud != *audience {
+                return Err(ApiError::new(
+                    Reason::AudMismatch,
+                    format!(
+                        "this token is for `{}`; tollgate's API accepts audience `{audience}`",
+                        claims.aud
+                    ),
+                ));
+            }
+            if claims.user_ver.is_none() && claims.ci.is_none() {
+                return Err(ApiError::new(
+                    Reason::PermissionDenied,
+                    "only users and CI jobs call this API; service-account tokens do not",
+                ));
+            }
+            Ok(TokenCaller { claims })
+        }
+        .await;
+        decided(parts, result)
+    }
+}
+
 /// An authenticated user (not an operator): for the self-service API under `/v1/me`.
 #[derive(Debug, Clone)]
 pub struct Me {
@@ -257,6 +304,10 @@ requirements! {
     SessionsRead = Requirement::Any(&["sessions:read", "sessions:revoke"]);
     SessionsRevoke = Requirement::All(&["sessions:revoke"]);
     AuditRead = Requirement::All(&["audit:read"]);
+    TrustPoliciesRead = Requirement::All(&["trust-policies:read"]);
+    TrustPoliciesWrite = Requirement::All(&["trust-policies:write"]);
+    BuildsRead = Requirement::All(&["builds:read"]);
+    BuildsWrite = Requirement::All(&["builds:write"]);
 }
 
 /// A caller authorized for `R` in the org named by the route's `{org}` segment (id or name).

@@ -31,6 +31,7 @@ const SHORT_ENV: &[(&str, &str, &str)] = &[
     ("TOLLGATE_PUBLIC_URL", "server", "public_url"),
     ("TOLLGATE_DATA_DIR", "server", "data_dir"),
     ("TOLLGATE_DATABASE_URL", "database", "url"),
+    ("TOLLGATE_REDIS_URL", "redis", "url"),
 ];
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -44,6 +45,9 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub users: UsersConfig,
     pub registry: RegistryConfig,
+    pub redis: RedisConfig,
+    pub ci: CiConfig,
+    pub publish: PublishConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -135,6 +139,69 @@ impl Default for RegistryConfig {
             push_implies_pull: true,
             anonymous_pull: Vec::new(),
             repository_patterns: vec![tollgate_core::registry::DEFAULT_REPOSITORY_PATTERN.to_owned()],
+        }
+    }
+}
+
+/// Redis for short-lived shared state (optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://…`; empty keeps that state in the database.
+    pub url: String,
+    pub prefix: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            prefix: "tollgate:".to_owned(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// CI workloads: job tokens and build sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CiConfig {
+    #[serde(with = "humantime_serde")]
+    pub job_token_max_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub build_session_ttl: Duration,
+    pub max_active_per_owner: u32,
+}
+
+impl Default for CiConfig {
+    fn default() -> Self {
+        Self {
+            job_token_max_ttl: Duration::from_secs(3600),
+            build_session_ttl: Duration::from_secs(2 * 3600),
+            max_active_per_owner: 5,
+        }
+    }
+}
+
+/// The combined publish flow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    pub audience: String,
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self {
+            audience: "tollgate:publish".to_owned(),
+            session_ttl: Duration::from_secs(15 * 60),
+            token_ttl: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -372,6 +439,34 @@ impl Config {
             || r.pull_credential_ttl > Duration::from_secs(7 * 24 * 3600)
         {
             return Err("registry.pull_credential_ttl must be between 1m and 7d".into());
+        }
+        if !(self.redis.url.is_empty()
+            || self.redis.url.starts_with("redis://")
+            || self.redis.url.starts_with("rediss://"))
+        {
+            return Err("redis.url must be empty or a redis:// (rediss://) URL".into());
+        }
+        if self.redis.timeout < Duration::from_millis(50) || self.redis.timeout > Duration::from_secs(30) {
+            return Err("redis.timeout must be between 50ms and 30s".into());
+        }
+        let ci = &self.ci;
+        if ci.job_token_max_ttl < Duration::from_secs(10)
+            || ci.job_token_max_ttl > Duration::from_secs(24 * 3600)
+        {
+            return Err("ci.job_token_max_ttl must be between 10s and 24h".into());
+        }
+        if ci.build_session_ttl < Duration::from_secs(60) || ci.max_active_per_owner == 0 {
+            return Err(
+                "ci.build_session_ttl must be at least 1m and ci.max_active_per_owner at least 1".into(),
+            );
+        }
+        let p = &self.publish;
+        tollgate_core::Audience::parse(&p.audience).map_err(|e| format!("publish.audience: {e}"))?;
+        if p.session_ttl < Duration::from_secs(60) || p.session_ttl > Duration::from_secs(24 * 3600) {
+            return Err("publish.session_ttl must be between 1m and 24h".into());
+        }
+        if p.token_ttl < Duration::from_secs(10) || p.token_ttl > p.session_ttl {
+            return Err("publish.token_ttl must be between 10s and publish.session_ttl".into());
         }
         let u = &self.upstream;
         if u.jwks_min_ttl > u.jwks_max_ttl

@@ -29,6 +29,8 @@ struct Extra {
     /// For refused upstream tokens: the issuer and key they named.
     issuer: Option<String>,
     kid: Option<String>,
+    /// For `policy-denied` on CI tokens: how each trust policy judged the workload.
+    policies: Option<tollgate_proto::ci::PolicyEvaluation>,
     /// Overrides the status and error code of [`classify`] (e.g. `invalid_grant` on the
     /// token endpoint for a token that elsewhere is `invalid_token`).
     overridden: Option<(StatusCode, &'static str)>,
@@ -58,6 +60,13 @@ impl ApiError {
     #[must_use]
     pub fn challenge(&self) -> Option<&str> {
         self.extra.as_ref().and_then(|e| e.challenge.as_deref())
+    }
+
+    /// Attaches the trust-policy evaluation that explains a refusal.
+    #[must_use]
+    pub fn with_policies(mut self, evaluation: tollgate_proto::ci::PolicyEvaluation) -> Self {
+        self.extra().policies = Some(evaluation);
+        self
     }
 
     /// The `iss` a refused upstream token named.
@@ -146,6 +155,12 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         PermissionDenied | OrgNotMember | OrgMismatch | IssuerNotEnabledForOrg | GrantExceedsCaller => {
             (StatusCode::FORBIDDEN, "access_denied")
         }
+        NotAWorkload | OrgAmbiguous => (StatusCode::BAD_REQUEST, "invalid_request"),
+        TokenReplayed | PublishAuthFailed => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        PublishSessionUnknown => (StatusCode::NOT_FOUND, "not_found"),
+        PublishSessionExpired => (StatusCode::GONE, "expired"),
+        PublishSessionState | BuildSessionLimit => (StatusCode::CONFLICT, "conflict"),
+        PublishNonceMismatch => (StatusCode::FORBIDDEN, "access_denied"),
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     }
@@ -161,6 +176,7 @@ impl IntoResponse for ApiError {
             reason: self.reason.code().to_owned(),
             issuer: extra.issuer,
             kid: extra.kid,
+            policies: extra.policies,
         };
         let mut resp = (status, Json(body)).into_response();
         let headers = resp.headers_mut();

@@ -14,8 +14,8 @@ use serde_json::json;
 use tollgate_core::Reason;
 use tollgate_core::claims::{Actor, UpstreamSubject};
 use tollgate_core::client_grant::{self, ClientRequest, Grant};
-use tollgate_core::upstream::NoTrace;
 use tollgate_core::upstream::claims::check_policy;
+use tollgate_core::upstream::{IssuerKind, NoTrace};
 use tollgate_proto::oauth::TokenResponse;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -120,6 +120,9 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
     };
 
     let subject = verify(state, subject_token, "subject", None).await?;
+    if subject.issuer.kind == IssuerKind::Workloads {
+        return ci_exchange(state, &subject, actor_token.is_some(), form, &request).await;
+    }
     let actor = match actor_token {
         Some(t) => Some(verify(state, t, "actor", Some(&subject)).await?),
         None => None,
@@ -203,6 +206,7 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
         }),
         org: active.as_ref().map(|a| a.org.id.clone()),
         roles: active.as_ref().map(|a| a.roles.clone()).unwrap_or_default(),
+        ci: None,
     };
     let upstream = token_subject.upstream.clone();
     let client_id = token_subject.client_id.clone();
@@ -231,6 +235,37 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
         expires_in: grant.ttl.as_secs(),
         scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
         refresh_token,
+        issued_token_type: Some(ACCESS_TOKEN_TYPE.to_owned()),
+    })
+}
+
+/// A CI job's OIDC token in, a job token out (no refresh token: the job asks again with a
+/// fresh OIDC token), as the org's trust policies allow.
+async fn ci_exchange(
+    state: &AppState,
+    subject: &VerifiedToken,
+    has_actor: bool,
+    form: &Form,
+    request: &ClientRequest,
+) -> Result<TokenResponse, ApiError> {
+    if has_actor {
+        return Err(ApiError::new(
+            Reason::InvalidParameter,
+            "a CI token is exchanged on its own; send no actor_token",
+        ));
+    }
+    let result = match check_policy(&subject.issuer, &subject.claims, &mut NoTrace) {
+        Err(refusal) => Err(ApiError::new(refusal.reason, refusal.message).as_invalid_grant()),
+        Ok(()) => crate::workloads::exchange(state, subject, form.one("org")?, request).await,
+    };
+    count(state, Some(subject), result.as_ref().err().map(|e| e.reason));
+    let (issued, grant) = result?;
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer".to_owned(),
+        expires_in: grant.ttl.as_secs(),
+        scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
+        refresh_token: None,
         issued_token_type: Some(ACCESS_TOKEN_TYPE.to_owned()),
     })
 }

@@ -22,6 +22,7 @@ pub mod keyring;
 pub mod metrics;
 pub mod openapi;
 pub mod orgs;
+pub mod publish;
 pub mod registry;
 pub mod routes;
 pub mod sessions;
@@ -30,6 +31,7 @@ pub mod state;
 pub mod tokens;
 pub mod upstream;
 pub mod users;
+pub mod workloads;
 
 pub use app::{App, StartError, serve};
 pub use config::Config;

@@ -64,6 +64,26 @@ pub struct Metrics {
     pub exchanges: Family<UpstreamLabels, Counter>,
     /// Registry actions asked for, by action and whether they were granted.
     pub registry_grants: Family<RegistryLabels, Counter>,
+    /// Trust-policy decisions on CI tokens, by issuer, deciding policy and outcome.
+    pub policy_decisions: Family<PolicyLabels, Counter>,
+    /// Publish-session steps by step and outcome (`ok` or a reason code).
+    pub publish_steps: Family<StepLabels, Counter>,
+}
+
+/// A trust-policy decision: the issuer, the policy that matched (`org/name`, or `none`),
+/// and `granted` or the reason code of the refusal.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub issuer: String,
+    pub policy: String,
+    pub outcome: &'static str,
+}
+
+/// A step of a flow (`init`, `attest`, …) and its outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub step: &'static str,
+    pub outcome: &'static str,
 }
 
 /// A registry action (`pull`, `push`, `delete`, `*`, or `other`) and `granted`/`denied`.
@@ -118,6 +138,18 @@ impl Metrics {
         let upstream_verifications = Family::<UpstreamLabels, Counter>::default();
         let exchanges = Family::<UpstreamLabels, Counter>::default();
         let registry_grants = Family::<RegistryLabels, Counter>::default();
+        let policy_decisions = Family::<PolicyLabels, Counter>::default();
+        let publish_steps = Family::<StepLabels, Counter>::default();
+        registry.register(
+            "trust_policy_decisions",
+            "Trust-policy decisions on CI tokens by issuer, policy (org/name or none) and outcome (granted or reason code)",
+            policy_decisions.clone(),
+        );
+        registry.register(
+            "publish_steps",
+            "Publish-session steps by step and outcome (ok or reason code)",
+            publish_steps.clone(),
+        );
         registry.register(
             "registry_grants",
             "Registry actions asked for, by action and result (granted, denied)",
@@ -186,6 +218,8 @@ impl Metrics {
             upstream_verifications,
             exchanges,
             registry_grants,
+            policy_decisions,
+            publish_steps,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use tollgate_proto::{ErrorBody, admin, audit, discovery, oauth, ops, orgs, registry};
+use tollgate_proto::{ErrorBody, admin, audit, ci, discovery, oauth, ops, orgs, registry};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -35,6 +35,11 @@ use crate::routes;
         routes::registry::revoke_pull_credential, routes::registry::create_api_key,
         routes::registry::list_api_keys, routes::registry::revoke_api_key, routes::registry::config,
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics, routes::ops::openapi,
+        routes::trust::list, routes::trust::get, routes::trust::put, routes::trust::delete, routes::trust::evaluate,
+        routes::publish::init, routes::publish::attest, routes::publish::combined, routes::publish::status,
+        routes::publish::finalize, routes::publish::get,
+        routes::builds::open, routes::builds::list_own, routes::builds::close_own, routes::builds::list_org,
+        routes::builds::close_org,
     ),
     components(schemas(
         ErrorBody, oauth::TokenRequest, oauth::TokenResponse, oauth::TokenTypeHintRequest,
@@ -50,6 +55,11 @@ use crate::routes;
         orgs::MembershipInfo, orgs::MeInfo, orgs::RevokeTokenRequest,
         registry::RegistryTokenResponse, registry::RegistryTokenForm, registry::PullCredentialRequest, registry::PullCredential,
         registry::CreateApiKeyRequest, registry::ApiKeyInfo, registry::RegistryConfigResponse,
+        ci::PolicyCondition, ci::RepositoryGrant, ci::PolicyGrant, ci::TrustPolicySpec, ci::TrustPolicyInfo,
+        ci::TrustPolicyList, ci::FailedCondition, ci::PolicyOutcome, ci::PolicyEvaluation,
+        ci::PublishInitRequest, ci::PublishInitResponse, ci::PublishAttestRequest, ci::PublishAttestResponse,
+        ci::CombinedTokenResponse, ci::PublishStatusRequest, ci::PublishFinalizeRequest, ci::PublishStatusUpdate,
+        ci::PublishSessionInfo, ci::OpenBuildSessionRequest, ci::BuildSessionInfo, ci::BuildSessionList,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -61,6 +71,8 @@ use crate::routes;
         (name = "orgs", description = "Orgs, members, roles, org service accounts, sessions and audit (user token with the org's permissions, or admin token)"),
         (name = "me", description = "The calling user's own profile and sessions (user token)"),
         (name = "registry", description = "Container registry token server (distribution token authentication), pull credentials, API keys"),
+        (name = "ci", description = "CI workloads: trust policies per org, build sessions (job tokens come from POST /oauth/token, token exchange)"),
+        (name = "publish", description = "The combined user + CI runner publish flow (docs/ci.md)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]

@@ -187,6 +187,7 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
         user_ver: Some(session.user_ver),
         org: active.as_ref().map(|a| a.org.id.clone()),
         roles: active.map(|a| a.roles).unwrap_or_default(),
+        ci: None,
     };
     let issued = tokens::issue(state, subject, &grant)?;
     let (next, next_hash) = mint(state);

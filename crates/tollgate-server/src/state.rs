@@ -24,6 +24,11 @@ pub struct AppState {
     pub audit_chain: Arc<crate::audit_chain::AuditChain>,
     /// The task that appends audit events, in batches.
     pub audit_writer: Arc<crate::audit::AuditWriter>,
+    /// Short-lived shared state (replay caches, publish sessions): Redis when configured,
+    /// else the database.
+    pub ephemeral: Arc<dyn tollgate_store::Ephemeral>,
+    /// Redis, when configured (for readiness checks).
+    pub redis: Option<tollgate_store::RedisEphemeral>,
     /// The registry key's certificate for `x5c` headers, made once per key.
     pub registry_certs: Arc<crate::registry::CertCache>,
 }

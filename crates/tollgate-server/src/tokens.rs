@@ -30,6 +30,8 @@ pub struct Subject {
     /// The active org and the subject's roles in it.
     pub org: Option<String>,
     pub roles: Vec<String>,
+    /// For job tokens: the workload and its trust policy.
+    pub ci: Option<tollgate_core::claims::JobClaims>,
 }
 
 /// `client_id` of tokens exchanged without client authentication.
@@ -50,6 +52,7 @@ impl Subject {
             user_ver: None,
             org: client.org_id.clone(),
             roles: Vec::new(),
+            ci: None,
         }
     }
 }
@@ -72,6 +75,7 @@ pub fn issue(state: &AppState, subject: Subject, grant: &Grant) -> Result<Issued
         user_ver: subject.user_ver,
         org: subject.org,
         roles: subject.roles,
+        ci: subject.ci,
     };
     let keys = state.keys.snapshot();
     let key = keys.signer(ACCESS).ok_or_else(|| {

@@ -202,6 +202,20 @@ pub fn catalog() -> &'static [(&'static str, &'static str)] {
         ("registry:catalog", "List the registry's repositories."),
         ("certificate:sign:client", "Get client certificates."),
         ("certificate:sign:server", "Get server certificates."),
+        (
+            "trust-policies:read",
+            "See which CI workloads may get which credentials.",
+        ),
+        (
+            "trust-policies:write",
+            "Create, change and delete the org's trust policies for CI workloads.",
+        ),
+        (
+            "packages:publish",
+            "Start combined publish sessions (user + CI runner) for the org's packages.",
+        ),
+        ("builds:read", "List the org's build sessions."),
+        ("builds:write", "Close any of the org's build sessions."),
     ]
 }
 

@@ -54,6 +54,9 @@ impl BuiltinRole {
                 "tokens:exchange",
                 "registry:*",
                 "certificate:sign:*",
+                "trust-policies:*",
+                "packages:publish",
+                "builds:*",
             ],
             BuiltinRole::Member => &[
                 "org:read",
@@ -63,6 +66,9 @@ impl BuiltinRole {
                 "registry:pull",
                 "registry:push",
                 "certificate:sign:client",
+                "trust-policies:read",
+                "packages:publish",
+                "builds:read",
             ],
             BuiltinRole::Viewer => &[
                 "org:read",
@@ -70,6 +76,7 @@ impl BuiltinRole {
                 "roles:read",
                 "tokens:exchange",
                 "registry:pull",
+                "trust-policies:read",
             ],
         }
     }

@@ -91,7 +91,7 @@ impl PolicyGrant {
             }
         }
         if !self.publish.is_empty() {
-            p.push("publish".to_owned());
+            p.push("packages:publish".to_owned());
         }
         p
     }

@@ -191,6 +191,14 @@ pub async fn verify(
         })
         .collect();
     let header = unverified_header(&req.token);
+    // CI tokens: the trust policies decide; show how each judges the workload (no replay
+    // check: this is a dry run).
+    let policies = match &result {
+        Ok(v) if v.issuer.kind == tollgate_core::upstream::IssuerKind::Workloads => {
+            Some(crate::workloads::judge(&state, v, None, None).await?.explained())
+        }
+        _ => None,
+    };
     let response = match result {
         Ok(v) => {
             let limits = state.grant_limits()?;
@@ -215,6 +223,7 @@ pub async fn verify(
                 header,
                 identity: serde_json::to_value(&v.identity).ok(),
                 exchange: Some(exchange),
+                policies,
             }
         }
         Err(r) => {
@@ -233,6 +242,7 @@ pub async fn verify(
                 header,
                 identity: None,
                 exchange: None,
+                policies: None,
             }
         }
     };

@@ -2,14 +2,17 @@
 
 pub mod admin;
 pub mod audit;
+pub mod builds;
 pub mod discovery;
 pub mod issuers;
 pub mod me;
 pub mod oauth;
 pub mod ops;
 pub mod orgs;
+pub mod publish;
 pub mod registry;
 pub mod status;
+pub mod trust;
 pub mod users;
 
 use crate::authz;
@@ -43,6 +46,13 @@ pub fn routes() -> Router<AppState> {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        // The runner's publish steps authenticate inside: the CI OIDC token (attest), then
+        // the runner secret; finalize and the session view also take the session's user.
+        .route("/v1/publish/attest", post(publish::attest))
+        .route("/v1/publish/combined", get(publish::combined))
+        .route("/v1/publish/status", post(publish::status))
+        .route("/v1/publish/finalize", post(publish::finalize))
+        .route("/v1/publish/sessions/{id}", get(publish::get))
         .route_layer(middleware::from_fn(authz::public));
     let guarded = Router::new()
         .route("/auth/status", get(status::auth_status))
@@ -106,6 +116,20 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/orgs/{org}/sessions", get(orgs::sessions))
         .route("/v1/orgs/{org}/sessions/{id}/revoke", post(orgs::revoke_session))
         .route("/v1/orgs/{org}/audit", get(orgs::audit))
+        .route("/v1/orgs/{org}/trust-policies", get(trust::list))
+        .route("/v1/orgs/{org}/trust-policies/evaluate", post(trust::evaluate))
+        .route(
+            "/v1/orgs/{org}/trust-policies/{name}",
+            get(trust::get).put(trust::put).delete(trust::delete),
+        )
+        .route("/v1/orgs/{org}/build-sessions", get(builds::list_org))
+        .route(
+            "/v1/orgs/{org}/build-sessions/{id}/close",
+            post(builds::close_org),
+        )
+        .route("/v1/publish/init", post(publish::init))
+        .route("/v1/build/sessions", post(builds::open).get(builds::list_own))
+        .route("/v1/build/sessions/{id}/close", post(builds::close_own))
         .route("/v1/me", get(me::get))
         .route("/v1/me/sessions", get(me::sessions))
         .route("/v1/me/sessions/{id}/revoke", post(me::revoke_session))

@@ -14,6 +14,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         database: None,
+        redis: None,
     })
 }
 
@@ -24,25 +25,31 @@ pub async fn healthz() -> Json<Health> {
 )]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let backend = state.store.backend_name();
-    match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(Health {
-                status: "ok".into(),
-                database: Some(format!("{backend}: ok")),
-            }),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "unavailable".into(),
-                    database: Some(format!("{backend}: unreachable")),
-                }),
-            )
-        }
+    let database = state.store.ping().await;
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "readiness check failed: database");
     }
+    let redis = match &state.redis {
+        None => None,
+        Some(r) => Some(r.ping().await.inspect_err(|e| {
+            tracing::warn!(error = %e, "readiness check failed: redis");
+        })),
+    };
+    let ready = database.is_ok() && redis.as_ref().is_none_or(Result::is_ok);
+    let health = Health {
+        status: if ready { "ok" } else { "unavailable" }.into(),
+        database: Some(format!(
+            "{backend}: {}",
+            if database.is_ok() { "ok" } else { "unreachable" }
+        )),
+        redis: redis.map(|r| if r.is_ok() { "ok" } else { "unreachable" }.to_owned()),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(health))
 }
 
 /// Prometheus metrics (OpenMetrics text).

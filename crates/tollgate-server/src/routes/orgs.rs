@@ -50,7 +50,7 @@ async fn org_info(state: &AppState, org: OrgRecord) -> Result<OrgInfo, ApiError>
     })
 }
 
-fn event<R>(access: &OrgAccess<R>, action: &str) -> AuditEvent {
+pub(crate) fn event<R>(access: &OrgAccess<R>, action: &str) -> AuditEvent {
     AuditEvent::new(access.caller.actor(), action).org(&access.org.id)
 }
 
