@@ -2,8 +2,9 @@
 """Checks tollgate's access tokens with PyJWT, an independent JOSE implementation.
 
 Verify mode (the default): fetches the JWKS over HTTP, picks the key named by the token's
-`kid`, verifies the signature, the RFC 9068 header `typ: at+jwt`, `iss`, `aud` and the
-presence of the registered claims, then prints the claims as JSON on stdout and exits 0.
+`kid`, verifies the signature, the RFC 9068 header `typ: at+jwt` (or, with
+`--typ publish+jwt`, a combined publish token's), `iss`, `aud` and the presence of the
+registered claims, then prints the claims as JSON on stdout and exits 0.
 Any refusal is printed to stderr with exit status 1.
 
     verify_pyjwt.py --jwks-url URL --issuer ISS --audience AUD --alg EdDSA --token JWT
@@ -39,14 +40,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 ACCESS_TOKEN_TYP = "at+jwt"
 # RFC 9068 §2.2 (plus nbf, which tollgate always sets).
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "client_id"]
+# Combined publish tokens (`--typ publish+jwt`): the user (sub) and the CI workload (act).
+PUBLISH_TOKEN_TYP = "publish+jwt"
+PUBLISH_REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "act", "publish"]
 FORGE_KINDS = ["none", "hs256-with-public-key", "wrong-key"]
 ALGS = ["EdDSA", "ES256", "RS256"]
 
 
 def verify(args: argparse.Namespace) -> dict:
     header = jwt.get_unverified_header(args.token)
-    if header.get("typ") != ACCESS_TOKEN_TYP:
-        raise jwt.InvalidTokenError(f"header typ is {header.get('typ')!r}, expected {ACCESS_TOKEN_TYP!r}")
+    if header.get("typ") != args.typ:
+        raise jwt.InvalidTokenError(f"header typ is {header.get('typ')!r}, expected {args.typ!r}")
+    required = PUBLISH_REQUIRED_CLAIMS if args.typ == PUBLISH_TOKEN_TYP else REQUIRED_CLAIMS
     signing_key = jwt.PyJWKClient(args.jwks_url).get_signing_key_from_jwt(args.token)
     return jwt.decode(
         args.token,
@@ -54,7 +59,7 @@ def verify(args: argparse.Namespace) -> dict:
         algorithms=[args.alg],
         audience=args.audience,
         issuer=args.issuer,
-        options={"require": REQUIRED_CLAIMS},
+        options={"require": required},
     )
 
 
@@ -135,6 +140,7 @@ def main() -> int:
     parser.add_argument("--issuer", required=True)
     parser.add_argument("--audience", required=True)
     parser.add_argument("--alg", required=True, choices=ALGS)
+    parser.add_argument("--typ", default=ACCESS_TOKEN_TYP, choices=[ACCESS_TOKEN_TYP, PUBLISH_TOKEN_TYP])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--token", help="verify this token and print its claims")
     mode.add_argument("--forge", choices=FORGE_KINDS, help="print a forged token of this kind")

@@ -87,6 +87,8 @@ impl Modify for Security {
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         // OAuth client authentication: HTTP Basic (or client_id/client_secret in the form).
         components.add_security_scheme("client", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        // A CI runner's secret for one publish session (`tg_pr_…`), checked inside the handler.
+        components.add_security_scheme("runner", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(

@@ -149,7 +149,8 @@ pub fn verify(state: &AppState, token: &str) -> Result<AccessTokenClaims, Reject
 
 /// [`verify`] plus the checks that need live state: the jti denylist, whether the client
 /// still exists and is enabled, and for exchanged tokens whether their upstream issuer is
-/// still trusted and enabled (disabling an issuer deactivates what was exchanged from it).
+/// still trusted and enabled (disabling an issuer deactivates what was exchanged from it), and
+/// for job tokens whether their trust policy still exists and is enabled.
 pub async fn verify_live(
     state: &AppState,
     token: &str,
@@ -212,6 +213,27 @@ pub async fn verify_live(
     }
     if claims.client_id.starts_with("upstream:") {
         return Ok(Ok(claims));
+    }
+    if let Some(job) = &claims.ci {
+        // A job token lives as long as the trust policy that admitted it.
+        let policy = match &claims.org {
+            Some(org) => state.store.get_trust_policy(org, &job.policy).await?,
+            None => None,
+        };
+        let enabled = policy
+            .and_then(|p| serde_json::from_str::<tollgate_proto::ci::TrustPolicySpec>(&p.spec).ok())
+            .is_some_and(|spec| spec.enabled);
+        return Ok(if enabled {
+            Ok(claims)
+        } else {
+            Err(rejected(
+                Reason::Revoked,
+                format!(
+                    "trust policy `{}` was deleted or disabled since this job token was issued",
+                    job.policy
+                ),
+            ))
+        });
     }
     match state.store.get_client(&claims.client_id).await? {
         Some(c) if c.disabled_at.is_none() => Ok(Ok(claims)),

@@ -294,6 +294,19 @@ impl Party {
     }
 }
 
+/// Refuses a call without any bearer before the session is looked up, so anonymous callers
+/// learn nothing about which session ids exist.
+fn require_bearer(headers: &HeaderMap) -> Result<(), ApiError> {
+    match bearer_token(headers) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(
+            Reason::PublishAuthFailed,
+            "send the runner secret from attest (or the session's user's access token) as a bearer token",
+        )
+        .with_challenge("Bearer realm=\"tollgate\"")),
+    }
+}
+
 /// Authenticates the bearer for `session`: its runner secret, or (when `user_ok`) an access
 /// token of its user.
 async fn party(
@@ -340,7 +353,7 @@ pub struct SessionQuery {
 /// The combined token, once per session, for the runner (runner secret as bearer). It names
 /// the user (`sub`) and the workload (`act`); its lifetime is `publish.token_ttl` at most
 /// and never past the session's end.
-#[utoipa::path(get, path = "/v1/publish/combined", tag = "publish", params(SessionQuery),
+#[utoipa::path(get, path = "/v1/publish/combined", tag = "publish", params(SessionQuery), security(("runner" = [])),
     responses((status = 200, body = CombinedTokenResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn combined(
     State(state): State<AppState>,
@@ -361,6 +374,7 @@ async fn combined_token(
     headers: &HeaderMap,
     query: Result<Query<SessionQuery>, QueryRejection>,
 ) -> Result<CombinedTokenResponse, ApiError> {
+    require_bearer(headers)?;
     let Query(q) = query.map_err(|e| ApiError::new(Reason::MissingParameter, e.body_text()))?;
     let (_, session) = publish::load(state, &q.session_id).await?;
     party(state, headers, &session, false).await?;
@@ -439,13 +453,14 @@ async fn combined_token(
 }
 
 /// Progress from the runner (runner secret as bearer).
-#[utoipa::path(post, path = "/v1/publish/status", tag = "publish", request_body = PublishStatusRequest,
+#[utoipa::path(post, path = "/v1/publish/status", tag = "publish", request_body = PublishStatusRequest, security(("runner" = [])),
     responses((status = 200, body = PublishSessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<PublishStatusRequest>,
 ) -> Result<Json<PublishSessionInfo>, ApiError> {
+    require_bearer(&headers)?;
     text("status", &req.status, 64)?;
     if req.message.chars().count() > 1000 || req.message.chars().any(|c| c.is_control() && c != '\n') {
         return Err(invalid("message must be at most 1000 characters"));
@@ -467,7 +482,7 @@ pub async fn status(
 
 /// End the session, once: by the runner (runner secret) or the session's user (access
 /// token). `succeeded` needs an attested session; `failed` and `cancelled` end any open one.
-#[utoipa::path(post, path = "/v1/publish/finalize", tag = "publish", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/publish/finalize", tag = "publish", security(("runner" = []), ("bearer" = [])),
     request_body = PublishFinalizeRequest,
     responses((status = 200, body = PublishSessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn finalize(
@@ -475,6 +490,7 @@ pub async fn finalize(
     headers: HeaderMap,
     JsonBody(req): JsonBody<PublishFinalizeRequest>,
 ) -> Result<Json<PublishSessionInfo>, ApiError> {
+    require_bearer(&headers)?;
     let outcome = match req.outcome.as_str() {
         "succeeded" => Outcome::Succeeded,
         "failed" => Outcome::Failed,
@@ -514,7 +530,7 @@ pub async fn finalize(
 }
 
 /// A publish session, for its user (access token) or its runner (runner secret).
-#[utoipa::path(get, path = "/v1/publish/sessions/{id}", tag = "publish", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/publish/sessions/{id}", tag = "publish", security(("runner" = []), ("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = PublishSessionInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -522,6 +538,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<PublishSessionInfo>, ApiError> {
+    require_bearer(&headers)?;
     let (_, session) = publish::load(&state, &id).await?;
     party(&state, &headers, &session, true).await?;
     Ok(Json(info(&session)))

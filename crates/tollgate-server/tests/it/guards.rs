@@ -20,7 +20,15 @@ const PUBLIC: &[&str] = &[
     // Registry clients ask anonymously first; credentials are HTTP Basic, checked inside.
     "GET /v2/token",
     "POST /v2/token",
+    // A CI runner proves itself with its OIDC token and the session's nonce, in the body.
+    "POST /v1/publish/attest",
 ];
+
+/// Whether an operation is open by route and authenticates inside: OAuth clients (HTTP
+/// Basic, RFC 6749) and publish runners (the session's runner secret).
+fn authenticates_inside(schemes: &[String]) -> bool {
+    schemes.iter().any(|s| s == "client" || s == "runner")
+}
 
 fn decision(resp: &reqwest::Response) -> String {
     resp.headers()
@@ -74,7 +82,7 @@ async fn every_operation_is_public_by_name_or_refuses_anonymous_callers() {
             };
             let resp = req.send().await.unwrap();
             // OAuth endpoints are open by route and authenticate the client in the protocol.
-            let expected = if schemes.iter().any(|s| s == "client") {
+            let expected = if authenticates_inside(&schemes) {
                 "public"
             } else {
                 "denied"
@@ -82,7 +90,7 @@ async fn every_operation_is_public_by_name_or_refuses_anonymous_callers() {
             assert_eq!(decision(&resp), expected, "{name}: anonymous calls are decided");
             let status = resp.status().as_u16();
             let body: Value = resp.json().await.unwrap_or(Value::Null);
-            if schemes.iter().any(|s| s == "admin") && !schemes.iter().any(|s| s == "client") {
+            if schemes.iter().any(|s| s == "admin") && !authenticates_inside(&schemes) {
                 assert_eq!(
                     (status, body["reason"].as_str()),
                     (401, Some("admin-auth-required")),
@@ -149,13 +157,12 @@ async fn every_operation_decides_for_a_signed_in_viewer() {
         };
         let resp = req.bearer_auth(&token).send().await.unwrap();
         let d = decision(&resp);
-        let expected: &[&str] =
-            if PUBLIC.contains(&name.as_str()) || security_of(op).iter().any(|s| s == "client") {
-                // Open routes that check credentials inside refuse a bearer they cannot use.
-                &["public", "denied"]
-            } else {
-                &["granted", "denied"]
-            };
+        let expected: &[&str] = if PUBLIC.contains(&name.as_str()) || authenticates_inside(&security_of(op)) {
+            // Open routes that check credentials inside refuse a bearer they cannot use.
+            &["public", "denied"]
+        } else {
+            &["granted", "denied"]
+        };
         assert!(
             expected.contains(&d.as_str()),
             "{name} answered {} with decision {d}",

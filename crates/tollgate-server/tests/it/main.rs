@@ -13,6 +13,7 @@ mod test_app;
 
 mod admin;
 mod audit;
+mod ci;
 mod discovery;
 mod federation;
 mod guards;

@@ -29,10 +29,15 @@ pub(crate) struct Session {
 }
 
 pub(crate) async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// A world whose server config is adjusted by `tweak`.
+pub(crate) async fn world_with(tweak: impl FnOnce(&mut tollgate_server::Config)) -> World {
     let idp = MockIdp::start().await;
     let clerk = idp.issuer("clerk", JwsAlg::RS256);
     let legacy = idp.issuer("legacy", JwsAlg::RS256);
-    let app = TestApp::new().await;
+    let app = TestApp::with_config(tweak).await;
     for (name, issuer) in [("clerk", &clerk), ("legacy", &legacy)] {
         let spec = json!({
             "name": name, "issuer": issuer.url(), "preset": "clerk",
@@ -49,6 +54,16 @@ pub(crate) async fn world() -> World {
 }
 
 impl World {
+    /// Claims of a Clerk session token for `sub`.
+    pub(crate) fn clerk_claims(&self, now: tollgate_core::UnixTime, sub: &str) -> serde_json::Value {
+        self.clerk.claims(now, sub)
+    }
+
+    /// A Clerk session token of `claims`.
+    pub(crate) fn clerk_mint(&self, claims: serde_json::Value) -> String {
+        self.clerk.mint(claims)
+    }
+
     fn upstream(&self, issuer: &MockIssuer, sub: &str, upstream_org: Option<&str>) -> String {
         let mut c = issuer.claims(self.app.clock.now(), sub);
         c["sid"] = json!("s");
