@@ -31,7 +31,7 @@ pub enum Error {
     Transport(#[from] reqwest::Error),
     /// The server refused with a documented reason.
     #[error("tollgate refused ({status}): {} [{}]", body.error_description, body.reason)]
-    Refused { status: StatusCode, body: ErrorBody },
+    Refused { status: StatusCode, body: Box<ErrorBody> },
     /// The server answered something that is not tollgate's error shape.
     #[error("unexpected response ({status}): {text}")]
     Unexpected { status: StatusCode, text: String },
@@ -141,7 +141,10 @@ async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T> {
 async fn refusal(status: StatusCode, resp: Response) -> Error {
     let text = resp.text().await.unwrap_or_default();
     match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => Error::Refused { status, body },
+        Ok(body) => Error::Refused {
+            status,
+            body: Box::new(body),
+        },
         Err(_) => Error::Unexpected { status, text },
     }
 }

@@ -31,5 +31,5 @@ pub struct ErrorBody {
     /// For `policy-denied` on CI tokens: every trust policy considered and the condition
     /// that failed in each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policies: Option<ci::PolicyEvaluation>,
+    pub policies: Option<Box<ci::PolicyEvaluation>>,
 }

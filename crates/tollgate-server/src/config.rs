@@ -24,6 +24,9 @@ const CLIENT_ENV: &[&str] = &[
     "TOLLGATE_CONFIG",
     "TOLLGATE_LOG",
     "TOLLGATE_MASTER_KEY",
+    "TOLLGATE_TOKEN",
+    "TOLLGATE_RUNNER_SECRET",
+    "TOLLGATE_ID_TOKEN",
 ];
 /// Short forms for the most used keys.
 const SHORT_ENV: &[(&str, &str, &str)] = &[

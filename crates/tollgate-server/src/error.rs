@@ -30,7 +30,7 @@ struct Extra {
     issuer: Option<String>,
     kid: Option<String>,
     /// For `policy-denied` on CI tokens: how each trust policy judged the workload.
-    policies: Option<tollgate_proto::ci::PolicyEvaluation>,
+    policies: Option<Box<tollgate_proto::ci::PolicyEvaluation>>,
     /// Overrides the status and error code of [`classify`] (e.g. `invalid_grant` on the
     /// token endpoint for a token that elsewhere is `invalid_token`).
     overridden: Option<(StatusCode, &'static str)>,
@@ -65,7 +65,7 @@ impl ApiError {
     /// Attaches the trust-policy evaluation that explains a refusal.
     #[must_use]
     pub fn with_policies(mut self, evaluation: tollgate_proto::ci::PolicyEvaluation) -> Self {
-        self.extra().policies = Some(evaluation);
+        self.extra().policies = Some(Box::new(evaluation));
         self
     }
 

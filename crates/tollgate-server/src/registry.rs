@@ -37,6 +37,13 @@ pub enum Principal {
         /// The presented credential's end; the registry token does not outlive it.
         until: Option<UnixTime>,
     },
+    /// A CI job, by its job token as password: the repositories its trust policy grants,
+    /// in the policy's org only (the policy is read live).
+    Job {
+        subject: String,
+        policy: Box<tollgate_core::trust::TrustPolicy>,
+        until: UnixTime,
+    },
 }
 
 impl Principal {
@@ -48,6 +55,7 @@ impl Principal {
             Principal::PullCredential(c) => c.id.clone(),
             Principal::ServiceAccount(c) => c.client_id.clone(),
             Principal::User { user, .. } => user.id.clone(),
+            Principal::Job { subject, .. } => subject.clone(),
         }
     }
 
@@ -55,6 +63,7 @@ impl Principal {
         match self {
             Principal::PullCredential(c) => Some(UnixTime(c.expires_at)),
             Principal::User { until, .. } => *until,
+            Principal::Job { until, .. } => Some(*until),
             _ => None,
         }
     }
@@ -69,7 +78,7 @@ fn bad_credentials(message: &str) -> ApiError {
 /// The principal of HTTP Basic credentials (none: anonymous). The password decides the
 /// kind: `tg_pc_…` (pull credential, username its id), `tg_sa_…` (service account, username
 /// its client id), `tg_rt_…` (a user's refresh token, not spent), else a tollgate access
-/// token of a user. Wrong credentials are 401 with a challenge.
+/// token of a user or a CI job. Wrong credentials are 401 with a challenge.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Principal::Anonymous);
@@ -105,6 +114,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
             org: claims.org,
             until: Some(claims.exp),
         }),
+        Ok(claims) if claims.ci.is_some() => match crate::workloads::policy_of(state, &claims).await? {
+            Some(policy) => Ok(Principal::Job {
+                subject: claims.sub,
+                policy: Box::new(policy),
+                until: claims.exp,
+            }),
+            None => Err(bad_credentials("the job token's trust policy is gone")),
+        },
         Ok(_) => Err(bad_credentials(
             "service accounts authenticate with their client id and secret",
         )),
@@ -215,6 +232,19 @@ pub async fn permissions(
                     .await?
                     .map(|m| m.permissions)
                     .unwrap_or_default()
+            }
+            _ => PermissionSet::default(),
+        },
+        Principal::Job { policy, .. } => match repository_org(state, repo).await? {
+            Some(repo_org) if repo_org.id == policy.org_id => {
+                let granted: Vec<String> = policy
+                    .grant
+                    .repositories
+                    .iter()
+                    .filter(|g| tollgate_core::glob::matches(&g.pattern, repo))
+                    .flat_map(|g| g.actions.iter().map(|a| format!("registry:{a}")))
+                    .collect();
+                PermissionSet::parse(granted.iter().map(String::as_str)).unwrap_or_default()
             }
             _ => PermissionSet::default(),
         },

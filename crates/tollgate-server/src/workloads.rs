@@ -92,6 +92,18 @@ fn parse_records(records: Vec<TrustPolicyRecord>) -> Vec<TrustPolicy> {
         .collect()
 }
 
+/// The trust policy a job token names, read now; `None` if it is gone or no longer valid.
+pub async fn policy_of(
+    state: &AppState,
+    claims: &tollgate_core::AccessTokenClaims,
+) -> Result<Option<TrustPolicy>, ApiError> {
+    let (Some(job), Some(org)) = (&claims.ci, &claims.org) else {
+        return Ok(None);
+    };
+    let record = state.store.get_trust_policy(org, &job.policy).await?;
+    Ok(parse_records(record.into_iter().collect()).pop().filter(|p| p.enabled))
+}
+
 /// The workload a verified token describes; refused unless its issuer is of workloads.
 pub fn workload_of(token: &VerifiedToken) -> Result<Workload, ApiError> {
     if token.issuer.kind != IssuerKind::Workloads {

@@ -510,7 +510,7 @@ mod tests {
                 "certificate:sign:client",
                 "registry:pull",
                 "registry:push",
-                "publish"
+                "packages:publish"
             ]
         );
         assert!(g.allows_publish("acme-cli") && !g.allows_publish("other"));

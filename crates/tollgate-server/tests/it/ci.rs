@@ -187,7 +187,7 @@ fn payload(jwt: &str) -> Value {
 
 fn refusal(r: Result<impl std::fmt::Debug, tollgate_client::Error>) -> tollgate_proto::ErrorBody {
     match r.expect_err("refused") {
-        tollgate_client::Error::Refused { body, .. } => body,
+        tollgate_client::Error::Refused { body, .. } => *body,
         other => panic!("not a refusal: {other}"),
     }
 }
@@ -242,10 +242,13 @@ async fn the_server_ceiling_also_clamps_job_tokens() {
     assert_eq!(ci.exchange(&long).await.unwrap().expires_in, 120);
 }
 
+/// A change to a CI token's claims.
+type Edit = fn(&mut Value);
+
 #[tokio::test]
 async fn wrong_owner_unprotected_ref_and_wrong_reusable_workflow_are_denied_naming_the_condition() {
     let ci = ci().await;
-    let cases: [(&str, fn(&mut Value), &str); 4] = [
+    let cases: [(&str, Edit, &str); 4] = [
         // Same owner name, different (re-registered) account: ids decide.
         ("owner_id", |c| c["repository_owner_id"] = json!("666"), "666"),
         ("ref_protected", |c| c["ref_protected"] = json!("false"), "false"),
@@ -880,4 +883,53 @@ async fn build_sessions_are_limited_per_repository() {
     // Job tokens live only as long as their policy.
     ci.owner.delete_trust_policy("acme", "release").await.unwrap();
     assert_eq!(refusal(first.build_sessions().await).reason, "revoked");
+}
+
+#[tokio::test]
+async fn job_tokens_get_the_registry_repositories_their_policy_grants() {
+    let ci = ci().await;
+    let mut images = release_policy();
+    images.grant.publish = Vec::new();
+    images.grant.repositories = vec![
+        tollgate_client::proto::ci::RepositoryGrant {
+            pattern: "acme/app".into(),
+            actions: vec!["pull".into(), "push".into()],
+        },
+        tollgate_client::proto::ci::RepositoryGrant {
+            pattern: "acme/base-*".into(),
+            actions: vec!["pull".into()],
+        },
+    ];
+    // Both policies match; the first by name decides.
+    ci.owner.put_trust_policy("acme", "images", &images).await.unwrap();
+    let job = ci.exchange(&ci.github_token(|_| {})).await.unwrap().access_token;
+    assert_eq!(payload(&job)["ci"]["policy"], "images");
+    ci.world.org("other", &ci.world.user("olga").await).await;
+    let access = |scope: &'static str| {
+        let (app, job) = (&ci.world.app, job.clone());
+        async move {
+            let resp = app
+                .http
+                .get(app.url("/v2/token"))
+                .query(&[("service", "registry"), ("scope", scope)])
+                .basic_auth("ci", Some(job))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{scope}");
+            let body: Value = resp.json().await.unwrap();
+            payload(body["token"].as_str().unwrap())["access"].clone()
+        }
+    };
+    assert_eq!(
+        access("repository:acme/app:pull,push").await,
+        json!([{"type": "repository", "name": "acme/app", "actions": ["pull", "push"]}])
+    );
+    assert_eq!(
+        access("repository:acme/base-alpine:pull,push").await,
+        json!([{"type": "repository", "name": "acme/base-alpine", "actions": ["pull"]}])
+    );
+    assert_eq!(access("repository:acme/secret:pull").await, json!([]));
+    // Another org's repository of the same name pattern: never.
+    assert_eq!(access("repository:other/app:pull").await, json!([]));
 }
