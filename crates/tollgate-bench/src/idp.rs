@@ -7,7 +7,9 @@
 //! issuers, so that the token-exchange phase does not pay for a session per request. Each
 //! serves OpenID Connect discovery and its JWKS and mints Clerk-shaped session tokens. The
 //! server child trusts both through the hidden `--upstream-issuer` flag (the first one's
-//! URL) and finds their keys by discovery, as it would a real IdP's.
+//! URL) and finds their keys by discovery, as it would a real IdP's. A third issuer,
+//! `…/clerk/ci`, has GitHub Actions' preset and mints GitHub-shaped CI tokens, each with its
+//! own `jti` (the CI-exchange phase: each is accepted once).
 
 use anyhow::Context as _;
 use axum::Router;
@@ -25,6 +27,11 @@ use tollgate_crypto::{SigningKey, VerifyingKey, jws};
 /// The issuers' names in the server's configuration: without and with sessions.
 const ISSUER_NAME: &str = "loadgen-idp";
 const SESSIONS_ISSUER_NAME: &str = "loadgen-idp-sessions";
+/// The CI issuer's name and the audience its tokens carry.
+pub const CI_ISSUER_NAME: &str = "loadgen-ci";
+const CI_AUDIENCE: &str = "loadgen-ci";
+/// Appended to the first issuer's URL: the CI issuer.
+const CI_SUFFIX: &str = "/ci";
 /// The path under which the issuer without sessions lives on its port.
 const ISSUER_PATH: &str = "/clerk";
 /// Appended to that issuer's URL: the issuer whose exchanges start sessions.
@@ -35,10 +42,15 @@ fn sessions_issuer_url(issuer_url: &str) -> String {
     format!("{issuer_url}{SESSIONS_SUFFIX}")
 }
 
+fn ci_issuer_url(issuer_url: &str) -> String {
+    format!("{issuer_url}{CI_SUFFIX}")
+}
+
 /// How the server trusts the issuers, given the URL of the first: Clerk's preset (no `aud`,
 /// `sid` required), keys by discovery, and a grant for the tokens exchanged from them; the
-/// second one's grant also starts sessions (`refresh_tokens = true`).
-pub fn issuer_specs(issuer_url: &str) -> [IssuerSpec; 2] {
+/// second one's grant also starts sessions (`refresh_tokens = true`); the third is a GitHub
+/// Actions issuer (its tokens are judged by trust policies).
+pub fn issuer_specs(issuer_url: &str) -> [IssuerSpec; 3] {
     let spec = |name: &str, issuer: String, refresh_tokens: bool| IssuerSpec {
         name: name.to_owned(),
         issuer,
@@ -53,9 +65,18 @@ pub fn issuer_specs(issuer_url: &str) -> [IssuerSpec; 2] {
         enabled: true,
         ..IssuerSpec::default()
     };
+    let ci = IssuerSpec {
+        name: CI_ISSUER_NAME.to_owned(),
+        issuer: ci_issuer_url(issuer_url),
+        preset: Preset::GithubActions,
+        audiences: vec![CI_AUDIENCE.to_owned()],
+        enabled: true,
+        ..IssuerSpec::default()
+    };
     [
         spec(ISSUER_NAME, issuer_url.to_owned(), false),
         spec(SESSIONS_ISSUER_NAME, sessions_issuer_url(issuer_url), true),
+        ci,
     ]
 }
 
@@ -66,6 +87,8 @@ pub enum Upstream {
     Plain,
     /// Exchanges also start a session and return a refresh token.
     Sessions,
+    /// GitHub Actions-shaped CI tokens.
+    Ci,
 }
 
 impl Upstream {
@@ -73,6 +96,7 @@ impl Upstream {
         match self {
             Upstream::Plain => 0,
             Upstream::Sessions => 1,
+            Upstream::Ci => 2,
         }
     }
 }
@@ -89,8 +113,8 @@ pub struct UpstreamIdp {
 /// Requests each issuer's endpoints have served, by [`Upstream::index`].
 #[derive(Debug, Default)]
 struct Fetches {
-    discovery: [AtomicU64; 2],
-    jwks: [AtomicU64; 2],
+    discovery: [AtomicU64; 3],
+    jwks: [AtomicU64; 3],
 }
 
 /// Discovery documents and JWKS one issuer served.
@@ -117,6 +141,7 @@ impl UpstreamIdp {
         for (upstream, path) in [
             (Upstream::Plain, ISSUER_PATH.to_owned()),
             (Upstream::Sessions, sessions_issuer_url(ISSUER_PATH)),
+            (Upstream::Ci, ci_issuer_url(ISSUER_PATH)),
         ] {
             let url = format!("http://{}{path}", listener.local_addr()?);
             let discovery = json!({
@@ -184,19 +209,20 @@ impl UpstreamIdp {
         now: UnixTime,
         lifetime: Duration,
     ) -> anyhow::Result<String> {
-        let issuer_url = match upstream {
-            Upstream::Plain => self.issuer_url.clone(),
-            Upstream::Sessions => sessions_issuer_url(&self.issuer_url),
+        let claims = match upstream {
+            Upstream::Plain => session_claims(&self.issuer_url, subject, now, lifetime),
+            Upstream::Sessions => session_claims(&sessions_issuer_url(&self.issuer_url), subject, now, lifetime),
+            Upstream::Ci => ci_claims(&ci_issuer_url(&self.issuer_url), subject, now, lifetime),
         };
-        let claims = session_claims(&issuer_url, subject, now, lifetime);
         jws::sign(&self.key, "JWT", &claims).context("cannot sign the upstream token")
     }
 
     /// Discovery documents and JWKS each issuer served so far.
-    pub fn fetches(&self) -> [IssuerFetches; 2] {
+    pub fn fetches(&self) -> [IssuerFetches; 3] {
         [
             (Upstream::Plain, ISSUER_NAME),
             (Upstream::Sessions, SESSIONS_ISSUER_NAME),
+            (Upstream::Ci, CI_ISSUER_NAME),
         ]
         .map(|(upstream, name)| IssuerFetches {
             name,
@@ -239,14 +265,38 @@ fn session_claims(issuer_url: &str, subject: &str, now: UnixTime, lifetime: Dura
     })
 }
 
+/// The repository the CI tokens come from, and its owner's id (what the trust policy pins).
+pub const CI_REPOSITORY: &str = "bench/app";
+pub const CI_OWNER_ID: &str = "4242";
+
+/// Claims of a GitHub Actions OIDC token of a release on a protected tag; `jti` is the
+/// token's own (each CI token is accepted once).
+fn ci_claims(issuer_url: &str, jti: &str, now: UnixTime, lifetime: Duration) -> Value {
+    let life = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+    json!({
+        "iss": issuer_url, "aud": CI_AUDIENCE, "jti": jti,
+        "sub": format!("repo:{CI_REPOSITORY}:ref:refs/tags/v1.0.0"),
+        "iat": now.0, "nbf": now.0 - 10, "exp": now.0.saturating_add(life),
+        "repository": CI_REPOSITORY, "repository_id": "990001", "repository_owner": "bench",
+        "repository_owner_id": CI_OWNER_ID, "repository_visibility": "private",
+        "ref": "refs/tags/v1.0.0", "ref_type": "tag", "ref_protected": "true",
+        "sha": "5f1c0ffee0ddba11c0ffee0ddba11c0ffee0ddba", "workflow": "release", "event_name": "push",
+        "workflow_ref": "bench/app/.github/workflows/release.yml@refs/tags/v1.0.0",
+        "job_workflow_ref": "bench/app/.github/workflows/release.yml@refs/tags/v1.0.0",
+        "actor": "ada", "actor_id": "7", "run_id": "8800001", "run_attempt": "1",
+        "runner_environment": "github-hosted",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_issuer_specs_resolve_for_a_loopback_url() {
-        let [plain, sessions] =
+        let [plain, sessions, ci] =
             issuer_specs("http://127.0.0.1:40123/clerk").map(|spec| spec.resolve().expect("valid spec"));
+        assert_eq!(ci.kind, tollgate_core::upstream::IssuerKind::Workloads);
         assert_eq!(plain.name, ISSUER_NAME);
         assert!(!plain.audience.required, "Clerk session tokens carry no aud");
         assert!(

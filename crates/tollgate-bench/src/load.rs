@@ -147,6 +147,27 @@ impl RefreshChains {
     }
 }
 
+/// Upstream tokens that are each accepted once (CI OIDC tokens): workers take one per
+/// request and exchange it; the phase ends early if they run out.
+#[derive(Debug)]
+pub struct SingleUse {
+    base_url: String,
+    tokens: Mutex<Vec<String>>,
+}
+
+impl SingleUse {
+    pub fn new(base_url: &str, tokens: Vec<String>) -> Self {
+        Self {
+            base_url: base_url.to_owned(),
+            tokens: Mutex::new(tokens),
+        }
+    }
+
+    fn take(&self) -> Option<String> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+}
+
 /// What the workers of a phase do.
 #[derive(Debug)]
 pub enum Workload {
@@ -154,6 +175,8 @@ pub enum Workload {
     Replay(Target),
     /// Worker `i` follows chain `i`; there are as many workers as chains.
     Refresh(RefreshChains),
+    /// Every worker exchanges tokens of the pool, each once.
+    SingleUse(SingleUse),
 }
 
 /// RFC 6749 §2.3.1 wants id and secret form-encoded first; tollgate's ids and secrets are
@@ -208,7 +231,7 @@ pub async fn run(
     limits: &Limits,
 ) -> anyhow::Result<PhaseResult> {
     let workers = match &*workload {
-        Workload::Replay(_) => usize::from(limits.concurrency),
+        Workload::Replay(_) | Workload::SingleUse(_) => usize::from(limits.concurrency),
         Workload::Refresh(chains) => chains.next.len(),
     };
     let budget = Arc::new(Budget::new(limits));
@@ -285,11 +308,30 @@ impl Tally {
 async fn worker(http: reqwest::Client, workload: Arc<Workload>, index: usize, budget: Arc<Budget>) -> Tally {
     match &*workload {
         Workload::Replay(target) => replay(&http, target, &budget).await,
+        Workload::SingleUse(pool) => spend(&http, pool, &budget).await,
         Workload::Refresh(chains) => match chains.next.get(index) {
             Some(next) => follow_chain(&http, &chains.token_url, next, &budget).await,
             None => Tally::default(),
         },
     }
+}
+
+async fn spend(http: &reqwest::Client, pool: &SingleUse, budget: &Budget) -> Tally {
+    let mut tally = Tally::default();
+    while budget.take() {
+        let Some(token) = pool.take() else { break };
+        let outcome = match Target::token_exchange(http, &pool.base_url, &token) {
+            Ok(target) => {
+                let started = Instant::now();
+                let outcome = send(http, &target).await;
+                tally.record(started.elapsed(), outcome);
+                continue;
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        tally.record(Duration::ZERO, outcome);
+    }
+    tally
 }
 
 async fn replay(http: &reqwest::Client, target: &Target, budget: &Budget) -> Tally {

@@ -3,15 +3,18 @@
 //! The server runs in a child process (this binary re-executed with `--serve-on-loopback`),
 //! so its CPU time can be told apart from the load generator's, on SQLite in a temporary
 //! directory or on a schema of its own in a PostgreSQL database (`--database`). The parent
-//! also serves two upstream OpenID issuers (discovery and JWKS, one RS256 key) on 127.0.0.1,
-//! which the server is configured to trust, one of them with sessions. It creates a service
+//! also serves three upstream OpenID issuers (discovery and JWKS, one RS256 key) on 127.0.0.1,
+//! which the server is configured to trust, one of them with sessions and one a GitHub
+//! Actions-shaped CI issuer. It creates a service
 //! account, then drives the phases chosen with `--phases` over keep-alive connections to
 //! 127.0.0.1, each after a warm-up and ending after `--seconds` or `--max-requests`,
 //! whichever comes first: `client_credentials` token requests, introspection of one token,
 //! RFC 8693 token exchange of one upstream token (replayed: exchange does not refuse a
 //! replayed upstream token), and refresh-token rotation (each connection a chain: one
 //! exchange starts a session, then every refresh spends the current refresh token and
-//! continues with the one it returns).
+//! continues with the one it returns), registry tokens, and CI exchange (each request a fresh
+//! CI token, minted before the phase, admitted by a trust policy and recorded in the replay
+//! cache).
 //!
 //! Each phase's throughput is set against the crypto a request cannot avoid, timed
 //! single-threaded in this process before the server starts.
@@ -41,7 +44,7 @@ use tollgate_server::clock::SystemClock;
 use crate::cpu::CpuUsage;
 use crate::database::{Database, DatabaseArg};
 use crate::idp::{Upstream, UpstreamIdp};
-use crate::load::{Limits, PhaseResult, RefreshChains, Target, Workload};
+use crate::load::{Limits, PhaseResult, RefreshChains, SingleUse, Target, Workload};
 use crate::raw_crypto::RawCrypto;
 use crate::server::{ServeOptions, ServerProcess};
 
@@ -68,6 +71,10 @@ enum Phase {
     /// `GET /v2/token` for pull and push on an org's repository, as a service account.
     #[value(name = "registry_token")]
     RegistryToken,
+    /// `POST /oauth/token`, RFC 8693 exchange of GitHub Actions OIDC tokens (each once)
+    /// through an org's trust policy for job tokens.
+    #[value(name = "ci_exchange")]
+    CiExchange,
 }
 
 impl Phase {
@@ -78,6 +85,7 @@ impl Phase {
             Phase::TokenExchange => "token_exchange",
             Phase::Refresh => "refresh",
             Phase::RegistryToken => "registry_token",
+            Phase::CiExchange => "ci_exchange",
         }
     }
 }
@@ -101,7 +109,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "client_credentials,introspect,token_exchange,refresh,registry_token"
+        default_value = "client_credentials,introspect,token_exchange,refresh,registry_token,ci_exchange"
     )]
     phases: Vec<Phase>,
     /// Requests in flight at once (tokio tasks sharing one keep-alive HTTP client); in the
@@ -111,6 +119,10 @@ struct Args {
     /// Most requests per phase.
     #[arg(long, default_value_t = 10_000_000)]
     max_requests: u64,
+    /// CI tokens minted (RS256, before the phase) for the ci_exchange phase, warm-up
+    /// included; the phase ends early when they run out.
+    #[arg(long, default_value_t = 15_000)]
+    ci_tokens: usize,
     /// Algorithm the server signs access tokens with.
     #[arg(long, default_value_t = SigningAlg::EdDSA)]
     alg: SigningAlg,
@@ -234,6 +246,10 @@ async fn benchmark(
                     raw.registry(),
                 )
             }
+            Phase::CiExchange => {
+                let tokens = prepare_ci(server, idp, args.ci_tokens, upstream_life, cores).await?;
+                (Workload::SingleUse(SingleUse::new(&url, tokens)), raw.exchange())
+            }
         };
         let name = phase.name();
         let (result, cpu) = run_phase(&http, Arc::new(workload), &limits, args.warm_up, server).await?;
@@ -354,6 +370,81 @@ async fn create_registry_pusher(server: &ServerProcess) -> anyhow::Result<Client
         "the registry token does not grant pull and push: {claims}"
     );
     Ok(creds)
+}
+
+/// An org with a trust policy for the CI issuer's release tokens, and `count` fresh CI
+/// tokens minted on `threads` threads (RS256 signing is the slow part). Checks once that a
+/// token is admitted.
+async fn prepare_ci(
+    server: &ServerProcess,
+    idp: &UpstreamIdp,
+    count: usize,
+    life: Duration,
+    threads: usize,
+) -> anyhow::Result<Vec<String>> {
+    use tollgate_client::proto::ci::{PolicyCondition, PolicyGrant, TrustPolicySpec};
+    let admin = tollgate_client::Client::new(&server.url())?.with_admin_token(server.admin_token().clone());
+    let org = tollgate_client::proto::orgs::CreateOrgRequest {
+        name: "ci-bench".to_owned(),
+        ..Default::default()
+    };
+    admin.create_org(&org).await.context("cannot create the CI org")?;
+    let equals = |claim: &str, value: &str| PolicyCondition {
+        claim: claim.to_owned(),
+        equals: Some(value.to_owned()),
+        ..PolicyCondition::default()
+    };
+    let policy = TrustPolicySpec {
+        issuer: idp::CI_ISSUER_NAME.to_owned(),
+        conditions: vec![
+            equals("owner_id", idp::CI_OWNER_ID),
+            equals("repository", idp::CI_REPOSITORY),
+            equals("ref_protected", "true"),
+            PolicyCondition {
+                claim: "ref".to_owned(),
+                glob: Some("refs/tags/v*".to_owned()),
+                ..PolicyCondition::default()
+            },
+        ],
+        grant: PolicyGrant {
+            scopes: vec!["deploy".to_owned()],
+            audiences: vec!["https://deploy.example.com".to_owned()],
+            ..PolicyGrant::default()
+        },
+        max_ttl: Some("10m".to_owned()),
+        enabled: true,
+        ..TrustPolicySpec::default()
+    };
+    admin
+        .put_trust_policy("ci-bench", "release", &policy)
+        .await
+        .context("cannot create the trust policy")?;
+    let now = SystemClock.now();
+    let threads = threads.max(1);
+    let minted = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..count)
+                        .step_by(threads)
+                        .map(|i| idp.mint_for(Upstream::Ci, &format!("loadgen-ci-{i}"), now, life))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| anyhow::anyhow!("a minting thread panicked"))?)
+            .collect::<anyhow::Result<Vec<Vec<String>>>>()
+    })?;
+    let mut tokens: Vec<String> = minted.into_iter().flatten().collect();
+    let probe = tokens.pop().context("--ci-tokens must be at least 1")?;
+    let client = tollgate_client::Client::new(&server.url())?;
+    client
+        .token_exchange(&tollgate_client::TokenExchange::jwt(&probe))
+        .await
+        .context("the CI token is not admitted by the trust policy")?;
+    Ok(tokens)
 }
 
 /// The token the introspection phase asks about.
