@@ -211,7 +211,9 @@ impl UpstreamIdp {
     ) -> anyhow::Result<String> {
         let claims = match upstream {
             Upstream::Plain => session_claims(&self.issuer_url, subject, now, lifetime),
-            Upstream::Sessions => session_claims(&sessions_issuer_url(&self.issuer_url), subject, now, lifetime),
+            Upstream::Sessions => {
+                session_claims(&sessions_issuer_url(&self.issuer_url), subject, now, lifetime)
+            }
             Upstream::Ci => ci_claims(&ci_issuer_url(&self.issuer_url), subject, now, lifetime),
         };
         jws::sign(&self.key, "JWT", &claims).context("cannot sign the upstream token")

@@ -434,7 +434,10 @@ async fn prepare_ci(
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().map_err(|_| anyhow::anyhow!("a minting thread panicked"))?)
+            .map(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a minting thread panicked"))?
+            })
             .collect::<anyhow::Result<Vec<Vec<String>>>>()
     })?;
     let mut tokens: Vec<String> = minted.into_iter().flatten().collect();

@@ -207,9 +207,14 @@ pub(crate) fn print_created(created: &tollgate_client::proto::admin::ClientWithS
 }
 
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    use std::io::Write as _;
     let text = serde_json::to_string_pretty(value)?;
-    match writeln!(std::io::stdout().lock(), "{text}") {
+    print_text(&(text + "\n"))
+}
+
+/// Writes `text` as is to standard output.
+pub(crate) fn print_text(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
         // `tollgate … | head` closed the pipe: the reader has what it wanted.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),

@@ -6,12 +6,26 @@ mod admin;
 mod audit;
 mod debug;
 mod org;
+mod publish;
 mod registry;
 mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// A failure the command has already explained on its output: exit 1 without an `error:`
+/// line.
+#[derive(Debug)]
+pub struct Failed;
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the command failed")
+    }
+}
+
+impl std::error::Error for Failed {}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +96,9 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Publish together with a CI job: start a session as yourself, follow it, end it; and
+    /// the CI job's side (`publish runner …`).
+    Publish(publish::PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +136,7 @@ async fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Keys { remote, command } => admin::keys(&remote, command).await,
         Command::Admin { remote, command } => admin::admin(&remote, command).await,
+        Command::Publish(args) => publish::run(args).await,
         Command::Registry { remote, command } => match admin::client(&remote) {
             Ok(c) => registry::run(&c, command).await,
             Err(e) => Err(e),
@@ -139,6 +157,7 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Failed>() => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -1,10 +1,12 @@
-//! `tollgate admin org …`: orgs, members, roles, service accounts and sessions, as an operator
-//! (with the admin token) through the SDK.
+//! `tollgate admin org …`: orgs, members, roles, service accounts, sessions and the trust
+//! policies of CI workloads, as an operator (with the admin token) through the SDK.
 
-use crate::admin::{NewClientArgs, print_created, print_json, split_iss};
-use anyhow::Context as _;
+use crate::admin::{NewClientArgs, print_created, print_json, print_text, split_iss};
+use anyhow::{Context as _, bail};
 use clap::Subcommand;
+use std::fmt::Write as _;
 use tollgate_client::Client;
+use tollgate_proto::ci::{PolicyEvaluation, TrustPolicySpec};
 use tollgate_proto::orgs::{CreateOrgRequest, ExternalOrgId, PutRoleRequest};
 
 /// `ORG` is an org's id (`org_…`) or its name.
@@ -110,6 +112,188 @@ pub enum OrgCommand {
         org: String,
         session: String,
     },
+    /// Trust policies: which CI jobs (GitHub Actions, GitLab CI) get which credentials.
+    TrustPolicy {
+        #[command(subcommand)]
+        command: TrustPolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustPolicyCommand {
+    /// The org's trust policies.
+    List { org: String },
+    /// One trust policy.
+    Get { org: String, name: String },
+    /// Create or replace a trust policy from a JSON file (the output of `get` is accepted too).
+    Put {
+        org: String,
+        /// 1–64 characters of A–Z a–z 0–9 . _ -
+        name: String,
+        /// The policy as JSON: {"issuer", "conditions", "grant", "max_ttl", …}; `-` reads
+        /// standard input.
+        #[arg(long, short, value_name = "FILE")]
+        file: String,
+    },
+    /// Delete a trust policy.
+    Delete { org: String, name: String },
+    /// Dry run: how the org's policies judge a CI job's OIDC token (the token stays usable).
+    /// Exits 1 when no policy matches.
+    Evaluate {
+        org: String,
+        /// A file holding the CI token (`-`: standard input).
+        #[arg(long, value_name = "FILE")]
+        token_file: String,
+        /// Print the evaluation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads a whole file, or standard input for `-`.
+pub(crate) fn read_input(path: &str) -> anyhow::Result<String> {
+    if path == "-" {
+        return std::io::read_to_string(std::io::stdin()).context("cannot read standard input");
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))
+}
+
+/// A policy file: a `TrustPolicySpec`, or a stored policy as `get` prints it (its `org`,
+/// `name` and timestamps are dropped; the name on the command line counts).
+fn read_policy(path: &str, name: &str) -> anyhow::Result<TrustPolicySpec> {
+    if path.ends_with(".toml") {
+        bail!("{path}: trust policies are read as JSON; TOML is not supported");
+    }
+    let text = read_input(path)?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{path} is not JSON"))?;
+    if let Some(fields) = value.as_object_mut() {
+        if let Some(other) = fields.get("name").and_then(|n| n.as_str()) {
+            if other != name {
+                bail!("{path} is the policy `{other}`, not `{name}`; remove its `name` or use that name");
+            }
+        }
+        for stored in ["org", "name", "created_at", "updated_at"] {
+            fields.remove(stored);
+        }
+    }
+    serde_json::from_value(value).with_context(|| format!("{path} is not a trust policy"))
+}
+
+/// Left-aligned columns separated by two spaces.
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(&widths) {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// An evaluation for people: the workload as read from the token, then one row per policy
+/// with the condition that failed, what it expected and what the token has.
+pub(crate) fn explain(e: &PolicyEvaluation) -> String {
+    let mut out = String::from("workload (as read from the token):\n");
+    let width = e.workload.keys().map(String::len).max().unwrap_or(0);
+    for (k, v) in &e.workload {
+        let _ = writeln!(out, "  {k:<width$}  {v}");
+    }
+    out.push('\n');
+    if e.outcomes.is_empty() {
+        out.push_str("no trust policy names this token's issuer; nothing is trusted by default\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = e
+        .outcomes
+        .iter()
+        .map(|o| {
+            let (claim, expected, actual) = match &o.failed {
+                Some(f) => (
+                    f.claim.clone(),
+                    f.expected.clone(),
+                    f.actual.clone().unwrap_or_else(|| "(no such claim)".into()),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            let matched = if o.matched { "yes" } else { "no" };
+            vec![o.policy.clone(), matched.into(), claim, expected, actual]
+        })
+        .collect();
+    out.push_str(&table(
+        &["POLICY", "MATCHED", "CLAIM", "EXPECTED", "ACTUAL"],
+        &rows,
+    ));
+    match &e.chosen {
+        Some(p) => {
+            let _ = writeln!(out, "\nchosen: {p}");
+        }
+        None if e.outcomes.iter().any(|o| o.matched) => {
+            out.push_str("\nno policy chosen: policies of several orgs match\n");
+        }
+        None => out.push_str("\nno policy matches: the token would be refused (policy-denied)\n"),
+    }
+    out
+}
+
+async fn trust_policy(c: &Client, command: TrustPolicyCommand) -> anyhow::Result<()> {
+    match command {
+        TrustPolicyCommand::List { org } => print_json(&c.trust_policies(&org).await?),
+        TrustPolicyCommand::Get { org, name } => print_json(&c.trust_policy(&org, &name).await?),
+        TrustPolicyCommand::Put { org, name, file } => {
+            let spec = read_policy(&file, &name)?;
+            let stored = c
+                .put_trust_policy(&org, &name, &spec)
+                .await
+                .with_context(|| format!("cannot store trust policy `{name}`"))?;
+            print_json(&stored)
+        }
+        TrustPolicyCommand::Delete { org, name } => {
+            c.delete_trust_policy(&org, &name).await?;
+            println!("deleted {name}");
+            Ok(())
+        }
+        TrustPolicyCommand::Evaluate {
+            org,
+            token_file,
+            json,
+        } => {
+            if evaluate(c, &org, &token_file, json).await? {
+                Ok(())
+            } else {
+                Err(crate::Failed.into())
+            }
+        }
+    }
+}
+
+/// `trust-policy evaluate`: whether a policy was chosen.
+async fn evaluate(c: &Client, org: &str, token_file: &str, json: bool) -> anyhow::Result<bool> {
+    let token = read_input(token_file)?;
+    let token = token.trim();
+    if token.is_empty() {
+        bail!("{token_file} holds no token");
+    }
+    let evaluation = c
+        .evaluate_trust_policies(org, token)
+        .await
+        .context("cannot evaluate the trust policies")?;
+    if json {
+        print_json(&evaluation)?;
+    } else {
+        print_text(&explain(&evaluation))?;
+    }
+    Ok(evaluation.chosen.is_some())
 }
 
 fn external(arg: &str) -> anyhow::Result<ExternalOrgId> {
@@ -198,5 +382,6 @@ pub async fn run(c: &Client, command: OrgCommand) -> anyhow::Result<()> {
             println!("revoked {session}");
             Ok(())
         }
+        OrgCommand::TrustPolicy { command } => trust_policy(c, command).await,
     }
 }

@@ -520,3 +520,612 @@ fn registry_config_prints_the_auth_section_and_writes_the_bundle() {
     let api_key = server.cli(&token, &["admin", "api-key", "create", "builder"]);
     assert!(api_key["key"].as_str().unwrap().starts_with("tg_ak_"));
 }
+
+/// An upstream IdP for the tests below: one Ed25519 key, its JWKS answered on every path of
+/// a loopback port, and tokens for two issuers: `<url>/users` (people) and `<url>/gha` (CI
+/// jobs, with GitHub Actions' claims).
+struct Idp {
+    url: String,
+    key: tollgate_crypto::SigningKey,
+}
+
+impl Idp {
+    fn start() -> Self {
+        use std::io::{Read as _, Write as _};
+        let (key, _) = tollgate_crypto::SigningKey::generate(tollgate_core::SigningAlg::EdDSA).unwrap();
+        let jwks = serde_json::json!({ "keys": [key.public_jwk()] }).to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().map_while(Result::ok) {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     cache-control: public, max-age=300\r\nconnection: close\r\n\r\n{jwks}",
+                    jwks.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        Self { url, key }
+    }
+
+    fn mint(&self, mut claims: serde_json::Value) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        claims["iat"] = now.into();
+        claims["nbf"] = now.into();
+        claims["exp"] = (now + 300).into();
+        tollgate_crypto::jws::sign(&self.key, "JWT", &claims).unwrap()
+    }
+
+    /// The `[[issuers]]` trusting both issuers.
+    fn config(&self) -> String {
+        let url = &self.url;
+        format!(
+            "[[issuers]]\nname = \"idp\"\nissuer = \"{url}/users\"\njwks_uri = \"{url}/jwks\"\n\
+             audiences = [\"tollgate-cli-test\"]\nalgorithms = [\"EdDSA\"]\n\
+             [issuers.grant]\naudiences = [\"tollgate\"]\n\n\
+             [[issuers]]\nname = \"gha\"\nissuer = \"{url}/gha\"\npreset = \"github-actions\"\n\
+             jwks_uri = \"{url}/jwks\"\naudiences = [\"tollgate\"]\nalgorithms = [\"EdDSA\"]\n"
+        )
+    }
+
+    fn user_token(&self, sub: &str) -> String {
+        self.mint(serde_json::json!({
+            "iss": format!("{}/users", self.url), "sub": sub, "aud": "tollgate-cli-test",
+        }))
+    }
+
+    /// A job of acme/app's publish workflow on `git_ref`.
+    fn ci_token(&self, git_ref: &str, jti: &str) -> String {
+        self.mint(serde_json::json!({
+            "iss": format!("{}/gha", self.url), "aud": "tollgate", "jti": jti,
+            "sub": format!("repo:acme/app:ref:{git_ref}"),
+            "repository": "acme/app", "repository_id": "42", "repository_owner": "acme",
+            "repository_owner_id": "7", "ref": git_ref, "ref_protected": "true",
+            "event_name": "workflow_dispatch", "run_id": "1001",
+            "workflow_ref": format!("acme/app/.github/workflows/publish.yml@{git_ref}"),
+            "job_workflow_ref": format!("acme/app/.github/workflows/publish.yml@{git_ref}"),
+        }))
+    }
+}
+
+impl Server {
+    /// Runs the CLI against this server with `env` (and none of the caller's tokens).
+    fn run(&self, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("TOLLGATE_URL", &self.url)
+            .env_remove("TOLLGATE_ADMIN_TOKEN")
+            .env_remove("TOLLGATE_TOKEN")
+            .env_remove("TOLLGATE_RUNNER_SECRET")
+            .env_remove("TOLLGATE_ID_TOKEN")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    /// Like `run`, and asserts failure: returns standard output and error.
+    fn refused(&self, env: &[(&str, &str)], args: &[&str]) -> (String, String) {
+        let out = self.run(env, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} should fail: {stdout}{stderr}"
+        );
+        (stdout, stderr)
+    }
+
+    /// Like `run`, and asserts success: returns standard output.
+    fn ok(&self, env: &[(&str, &str)], args: &[&str]) -> String {
+        let out = self.run(env, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// The value of `key` in `key  value` lines.
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).filter(|rest| rest.starts_with(' ')))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+fn jwt_part(token: &str, i: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(i).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// `tollgate admin org trust-policy …`: an operator stores, lists, dry-runs and deletes the
+/// trust policy of a GitHub Actions workflow; a policy that trusts every repository and a
+/// CI token from a branch are refused with the reason and the failing condition.
+#[test]
+fn admin_org_trust_policies() {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(&config, idp.config()).unwrap();
+    let server = start_with(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    let token = server.admin_token.clone().unwrap();
+    let admin = [("TOLLGATE_ADMIN_TOKEN", token.as_str())];
+    server.cli(&token, &["admin", "org", "create", "acme"]);
+    let file = |name: &str, value: serde_json::Value| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let release = file(
+        "release.json",
+        serde_json::json!({
+            "issuer": "gha",
+            "description": "tagged releases of acme/app",
+            "conditions": [
+                {"claim": "repository_id", "equals": "42"},
+                {"claim": "ref", "glob": "refs/tags/v*"},
+                {"claim": "event", "one_of": ["push", "workflow_dispatch"]}
+            ],
+            "grant": {"publish": ["acme-*"]},
+            "max_ttl": "10m"
+        }),
+    );
+    let stored = server.cli(
+        &token,
+        &[
+            "admin",
+            "org",
+            "trust-policy",
+            "put",
+            "acme",
+            "release",
+            "--file",
+            &release,
+        ],
+    );
+    assert_eq!(
+        (&stored["org"], &stored["name"], &stored["issuer"]),
+        (&"acme".into(), &"release".into(), &"gha".into())
+    );
+    assert_eq!(stored["grant"]["publish"], serde_json::json!(["acme-*"]));
+
+    let anything = file(
+        "anything.json",
+        serde_json::json!({"issuer": "gha", "conditions": [{"claim": "repository", "glob": "*"}]}),
+    );
+    let (_, stderr) = server.refused(
+        &admin,
+        &[
+            "admin",
+            "org",
+            "trust-policy",
+            "put",
+            "acme",
+            "anything",
+            "--file",
+            &anything,
+        ],
+    );
+    assert!(
+        stderr.contains("matches anything") && stderr.contains("[invalid-parameter]"),
+        "{stderr}"
+    );
+    let typo = file(
+        "typo.json",
+        serde_json::json!({"issuer": "gha", "conditions": [], "grants": {}}),
+    );
+    let (_, stderr) = server.refused(
+        &admin,
+        &[
+            "admin",
+            "org",
+            "trust-policy",
+            "put",
+            "acme",
+            "typo",
+            "--file",
+            &typo,
+        ],
+    );
+    assert!(stderr.contains("unknown field `grants`"), "{stderr}");
+
+    // The output of `get` goes back in unchanged.
+    let got = server.ok(
+        &admin,
+        &["admin", "org", "trust-policy", "get", "acme", "release"],
+    );
+    let again = file("again.json", serde_json::from_str(&got).unwrap());
+    server.cli(
+        &token,
+        &[
+            "admin",
+            "org",
+            "trust-policy",
+            "put",
+            "acme",
+            "release",
+            "--file",
+            &again,
+        ],
+    );
+    let list = server.cli(&token, &["admin", "org", "trust-policy", "list", "acme"]);
+    assert_eq!(list["policies"].as_array().unwrap().len(), 1, "{list}");
+
+    // Dry runs: a branch build fails on `ref`, with what the token has; a tag build matches.
+    let branch = dir.path().join("branch.jwt");
+    std::fs::write(&branch, idp.ci_token("refs/heads/main", "jti-branch")).unwrap();
+    let branch = branch.to_str().unwrap();
+    let (stdout, _) = server.refused(
+        &admin,
+        &[
+            "admin",
+            "org",
+            "trust-policy",
+            "evaluate",
+            "acme",
+            "--token-file",
+            branch,
+        ],
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("release "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = row.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(
+        cells,
+        [
+            "release",
+            "no",
+            "ref",
+            "matches glob \"refs/tags/v*\"",
+            "refs/heads/main"
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["repository_id", "42"])),
+        "{stdout}"
+    );
+    assert!(stdout.contains("policy-denied"), "{stdout}");
+    let tag = dir.path().join("tag.jwt");
+    std::fs::write(&tag, idp.ci_token("refs/tags/v1.0.0", "jti-tag")).unwrap();
+    let tag = tag.to_str().unwrap();
+    let stdout = server.ok(
+        &admin,
+        &[
+            "admin",
+            "org",
+            "trust-policy",
+            "evaluate",
+            "acme",
+            "--token-file",
+            tag,
+        ],
+    );
+    assert!(
+        stdout.contains("chosen: org_") && stdout.contains("/release"),
+        "{stdout}"
+    );
+    let json = server.cli(
+        &token,
+        &[
+            "admin",
+            "org",
+            "trust-policy",
+            "evaluate",
+            "acme",
+            "--token-file",
+            tag,
+            "--json",
+        ],
+    );
+    assert_eq!(
+        json["outcomes"][0]["matched"], true,
+        "a dry run leaves the token usable"
+    );
+
+    assert_eq!(
+        server.ok(
+            &admin,
+            &["admin", "org", "trust-policy", "delete", "acme", "release"]
+        ),
+        "deleted release\n"
+    );
+    let list = server.cli(&token, &["admin", "org", "trust-policy", "list", "acme"]);
+    assert_eq!(list["policies"], serde_json::json!([]));
+    let (_, stderr) = server.refused(
+        &admin,
+        &["admin", "org", "trust-policy", "get", "acme", "release"],
+    );
+    assert!(stderr.contains("[not-found]"), "{stderr}");
+    server.terminate();
+}
+
+/// `tollgate publish …`: a user starts a session and follows it (`init`, `wait`, `status`);
+/// a CI job attests with its OIDC token, reports, takes the combined token and finalizes
+/// (`publish runner …`). A replayed CI token, a wrong nonce, a branch build, a second
+/// finalization and an unknown session are refused, each naming its reason; a user
+/// cancels a session; `wait` gives up at its timeout.
+#[test]
+fn publish_flow_user_and_runner() {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(&config, idp.config()).unwrap();
+    let server = start_with(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    let admin = server.admin_token.clone().unwrap();
+    let identity = format!("{}/users=alice", idp.url);
+    let alice = server.cli(&admin, &["admin", "user", "create", "--identity", &identity]);
+    let alice = alice["id"].as_str().unwrap().to_owned();
+    server.cli(&admin, &["admin", "org", "create", "acme", "--owner", &alice]);
+    let policy = dir.path().join("release.json");
+    let spec = serde_json::json!({
+        "issuer": "gha",
+        "conditions": [
+            {"claim": "repository", "equals": "acme/app"},
+            {"claim": "ref", "glob": "refs/tags/v*"}
+        ],
+        "grant": {"publish": ["acme-*"]}
+    });
+    std::fs::write(&policy, spec.to_string()).unwrap();
+    server.cli(
+        &admin,
+        &[
+            "admin",
+            "org",
+            "trust-policy",
+            "put",
+            "acme",
+            "release",
+            "--file",
+            policy.to_str().unwrap(),
+        ],
+    );
+
+    // Alice's access token for tollgate's API, in acme.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let upstream = idp.user_token("alice");
+    let exchange = tollgate_client::TokenExchange {
+        audience: Some("tollgate"),
+        org: Some("acme"),
+        ..tollgate_client::TokenExchange::jwt(&upstream)
+    };
+    let token = rt
+        .block_on(
+            tollgate_client::Client::new(&server.url)
+                .unwrap()
+                .token_exchange(&exchange),
+        )
+        .unwrap()
+        .access_token;
+    let user = [("TOLLGATE_TOKEN", token.as_str())];
+
+    let (_, stderr) = server.refused(
+        &[],
+        &["publish", "init", "--package", "acme-cli", "--version", "1"],
+    );
+    assert!(stderr.contains("TOLLGATE_TOKEN"), "{stderr}");
+
+    let init = |version: &str| {
+        let out = server.ok(
+            &user,
+            &["publish", "init", "--package", "acme-cli", "--version", version],
+        );
+        let (session, nonce) = (field(&out, "session_id"), field(&out, "nonce"));
+        assert!(
+            out.contains(&format!(
+                "gh workflow run publish.yml -f session_id={session} -f nonce={nonce}"
+            )),
+            "{out}"
+        );
+        (session.to_owned(), nonce.to_owned())
+    };
+    let (session, nonce) = init("1.2.3");
+    let status = server.ok(&user, &["publish", "status", &session]);
+    assert_eq!(field(&status, "state"), "pending", "{status}");
+    assert_eq!(field(&status, "package"), "acme-cli 1.2.3", "{status}");
+
+    // Alice waits for the attestation while the job attests.
+    let waiter = Command::new(BIN)
+        .args([
+            "publish",
+            "wait",
+            &session,
+            "--until",
+            "attested",
+            "--timeout",
+            "60s",
+        ])
+        .env("TOLLGATE_URL", &server.url)
+        .env("TOLLGATE_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let oidc = dir.path().join("oidc.jwt");
+    std::fs::write(&oidc, idp.ci_token("refs/tags/v1.2.3", "jti-1")).unwrap();
+    let oidc = oidc.to_str().unwrap();
+    let secret = server.ok(
+        &[],
+        &[
+            "publish",
+            "runner",
+            "attest",
+            &session,
+            "--nonce",
+            &nonce,
+            "--oidc-token-file",
+            oidc,
+        ],
+    );
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("tg_pr_"), "{secret}");
+    let waited = waiter.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&waited.stdout);
+    assert!(
+        waited.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert!(
+        text.contains("CI job acme/app@refs/tags/v1.2.3 (policy release, run 1001)"),
+        "{text}"
+    );
+
+    let runner = [("TOLLGATE_RUNNER_SECRET", secret.as_str())];
+    server.ok(
+        &runner,
+        &[
+            "publish",
+            "runner",
+            "status",
+            &session,
+            "building",
+            "--message",
+            "compiling",
+        ],
+    );
+    let combined = server.ok(&runner, &["publish", "runner", "combined", &session]);
+    let combined = combined.trim();
+    assert_eq!(jwt_part(combined, 0)["typ"], "publish+jwt");
+    let claims = jwt_part(combined, 1);
+    assert_eq!(claims["sub"], alice.as_str());
+    assert_eq!(claims["aud"], "tollgate:publish");
+    assert_eq!(claims["act"]["iss"], format!("{}/gha", idp.url));
+    assert_eq!(claims["act"]["sub"], "repo:acme/app:ref:refs/tags/v1.2.3");
+    assert_eq!(
+        (&claims["publish"]["package"], &claims["publish"]["version"]),
+        (&"acme-cli".into(), &"1.2.3".into())
+    );
+    assert_eq!(claims["publish"]["session"], session.as_str());
+    let (_, stderr) = server.refused(&runner, &["publish", "runner", "combined", &session]);
+    assert!(
+        stderr.contains("[publish-session-state]"),
+        "once per session: {stderr}"
+    );
+
+    let status = server.ok(&user, &["publish", "status", &session]);
+    assert_eq!(field(&status, "state"), "token-issued", "{status}");
+    assert!(status.contains("building: compiling"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["repository", "acme/app"])),
+        "{status}"
+    );
+    server.ok(
+        &runner,
+        &[
+            "publish",
+            "runner",
+            "finalize",
+            &session,
+            "--outcome",
+            "succeeded",
+        ],
+    );
+    let waited = server.ok(&user, &["publish", "wait", &session]);
+    assert!(waited.contains("finalized: succeeded (by runner)"), "{waited}");
+    let (_, stderr) = server.refused(
+        &user,
+        &["publish", "finalize", &session, "--outcome", "cancelled"],
+    );
+    assert!(stderr.contains("[publish-session-state]"), "single use: {stderr}");
+
+    // A second session: the used CI token, a wrong nonce and a branch build are refused;
+    // the session stays pending until Alice cancels it.
+    let (second, nonce) = init("1.2.4");
+    let attest = |nonce: &str, token: &str| {
+        std::fs::write(dir.path().join("try.jwt"), token).unwrap();
+        let file = dir.path().join("try.jwt");
+        server.refused(
+            &[],
+            &[
+                "publish",
+                "runner",
+                "attest",
+                &second,
+                "--nonce",
+                nonce,
+                "--oidc-token-file",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+    let replayed = std::fs::read_to_string(oidc).unwrap();
+    assert!(attest(&nonce, &replayed).1.contains("[token-replayed]"));
+    let fresh = idp.ci_token("refs/tags/v1.2.4", "jti-2");
+    assert!(
+        attest("not-the-nonce", &fresh)
+            .1
+            .contains("[publish-nonce-mismatch]")
+    );
+    let (_, stderr) = attest(&nonce, &idp.ci_token("refs/heads/main", "jti-3"));
+    assert!(stderr.contains("[policy-denied]"), "{stderr}");
+    assert!(
+        stderr.contains("matches glob \"refs/tags/v*\"") && stderr.contains("refs/heads/main"),
+        "the refusal shows the failed condition: {stderr}"
+    );
+    let cancelled = server.ok(
+        &user,
+        &[
+            "publish",
+            "finalize",
+            &second,
+            "--outcome",
+            "cancelled",
+            "--message",
+            "wrong tag",
+        ],
+    );
+    assert_eq!(field(&cancelled, "outcome"), "cancelled (by user)", "{cancelled}");
+    let (stdout, _) = server.refused(&user, &["publish", "wait", &second]);
+    assert!(stdout.contains("finalized: cancelled (by user)"), "{stdout}");
+
+    // Nobody attests the third: `wait` gives up at its timeout.
+    let (third, _) = init("1.2.5");
+    let (_, stderr) = server.refused(&user, &["publish", "wait", &third, "--timeout", "1s"]);
+    assert!(
+        stderr.contains("timed out after 1s") && stderr.contains("still pending"),
+        "{stderr}"
+    );
+
+    let unknown = format!("ps_{}", "0".repeat(32));
+    let (_, stderr) = server.refused(&user, &["publish", "status", &unknown]);
+    assert!(stderr.contains("[publish-session-unknown]"), "{stderr}");
+    server.terminate();
+}

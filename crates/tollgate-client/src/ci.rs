@@ -165,6 +165,12 @@ impl Client {
         decode(self.user(self.http.post(url))?.send().await?).await
     }
 
+    /// `POST /v1/orgs/{org}/build-sessions/{id}/close`.
+    pub async fn close_org_build_session(&self, org: &str, id: &str) -> Result<BuildSessionInfo> {
+        let url = self.org_url(org, &format!("/build-sessions/{}/close", form_encode(id)));
+        decode(self.member(self.http.post(url))?.send().await?).await
+    }
+
     /// `GET /v1/orgs/{org}/build-sessions`.
     pub async fn org_build_sessions(&self, org: &str) -> Result<BuildSessionList> {
         decode(

@@ -31,7 +31,10 @@ pub enum Error {
     Transport(#[from] reqwest::Error),
     /// The server refused with a documented reason.
     #[error("tollgate refused ({status}): {} [{}]", body.error_description, body.reason)]
-    Refused { status: StatusCode, body: Box<ErrorBody> },
+    Refused {
+        status: StatusCode,
+        body: Box<ErrorBody>,
+    },
     /// The server answered something that is not tollgate's error shape.
     #[error("unexpected response ({status}): {text}")]
     Unexpected { status: StatusCode, text: String },

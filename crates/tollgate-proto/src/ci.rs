@@ -162,7 +162,7 @@ pub struct PublishAttestResponse {
     pub session_id: String,
     /// `tg_pr_…`: send as `Authorization: Bearer …`. Shown once.
     pub runner_secret: String,
-    /// The policy that allowed the workload (`org/name`).
+    /// The name of the org's trust policy that allowed the workload.
     pub policy: String,
 }
 
@@ -218,6 +218,9 @@ pub struct PublishSessionInfo {
     pub org: Option<String>,
     /// `pending`, `attested`, `token-issued`, `finalized`.
     pub state: String,
+    /// Past `expires_at` without being finalized: no step will succeed any more.
+    #[serde(default)]
+    pub expired: bool,
     pub expires_at: String,
     /// The workload that attested: repository, ref, workflow, run, policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]

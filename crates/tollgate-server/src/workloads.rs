@@ -13,7 +13,8 @@ use std::time::Duration;
 use tollgate_core::claims::{JobClaims, UpstreamSubject};
 use tollgate_core::client_grant::{self, ClientPolicy, ClientRequest, Grant};
 use tollgate_core::trust::{ConditionInput, Evaluation, FailedCondition, PolicyGrant, TrustPolicy, Workload};
-use tollgate_core::upstream::IssuerKind;
+use tollgate_core::upstream::claims::check_policy;
+use tollgate_core::upstream::{IssuerKind, NoTrace};
 use tollgate_core::{Audience, Reason, Scope};
 use tollgate_proto::ci::{PolicyEvaluation, TrustPolicySpec};
 use tollgate_store::TrustPolicyRecord;
@@ -101,7 +102,9 @@ pub async fn policy_of(
         return Ok(None);
     };
     let record = state.store.get_trust_policy(org, &job.policy).await?;
-    Ok(parse_records(record.into_iter().collect()).pop().filter(|p| p.enabled))
+    Ok(parse_records(record.into_iter().collect())
+        .pop()
+        .filter(|p| p.enabled))
 }
 
 /// The workload a verified token describes; refused unless its issuer is of workloads.
@@ -197,9 +200,9 @@ pub async fn judge(
             if o.matched && !p.grant.allows_publish(package) {
                 o.matched = false;
                 o.failed = Some(FailedCondition {
-                    claim: "(publish)".into(),
-                    expected: format!("grant.publish allows {package:?}"),
-                    actual: Some(format!("{:?}", p.grant.publish)),
+                    claim: "package".into(),
+                    expected: format!("matches one of grant.publish {:?}", p.grant.publish),
+                    actual: Some(package.to_owned()),
                 });
             }
         }
@@ -257,7 +260,12 @@ pub async fn admit(
 ) -> Result<(Judgement, TrustPolicy), ApiError> {
     let judgement = judge(state, token, org, package).await?;
     let w = &judgement.workload;
+    // The issuer's own conditions (`grant.require`) hold for every use of its tokens.
+    let issuer_refusal = check_policy(&token.issuer, &token.claims, &mut NoTrace)
+        .err()
+        .map(|r| ApiError::new(r.reason, r.message));
     let refusal = match &judgement.chosen {
+        _ if issuer_refusal.is_some() => issuer_refusal,
         Some(_) => None,
         None if judgement.evaluation.matched().next().is_some() => Some(ApiError::new(
             Reason::OrgAmbiguous,

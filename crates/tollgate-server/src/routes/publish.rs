@@ -44,7 +44,7 @@ fn text(name: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn info(s: &PublishSession) -> PublishSessionInfo {
+fn info(s: &PublishSession, now: tollgate_core::UnixTime) -> PublishSessionInfo {
     let workload = s.workload.as_ref().map(|w| {
         let mut m = std::collections::BTreeMap::new();
         m.insert("issuer".to_owned(), w.issuer.clone());
@@ -69,6 +69,7 @@ fn info(s: &PublishSession) -> PublishSessionInfo {
         user: s.user_id.clone(),
         org: s.org_id.clone(),
         state: s.state.as_str().to_owned(),
+        expired: s.state != PublishState::Finalized && now >= s.expires_at,
         expires_at: crate::rfc3339(s.expires_at.0),
         workload,
         status: s
@@ -261,7 +262,7 @@ async fn attest_session(
     Ok(PublishAttestResponse {
         session_id: session.id,
         runner_secret,
-        policy: format!("{}/{}", policy.org_id, policy.name),
+        policy: policy.name.clone(),
     })
 }
 
@@ -339,7 +340,13 @@ async fn party(
         return Err(failed());
     }
     match crate::tokens::verify_live(state, token).await? {
-        Ok(c) if c.user_ver.is_some() && c.sub == session.user_id => Ok(Party::User(c.sub)),
+        Ok(c)
+            if c.user_ver.is_some()
+                && c.sub == session.user_id
+                && c.aud == state.config.users.api_audience =>
+        {
+            Ok(Party::User(c.sub))
+        }
         _ => Err(failed()),
     }
 }
@@ -477,7 +484,7 @@ pub async fn status(
         "status",
         result.as_ref().map(|_| ()).map_err(|e| e.reason),
     );
-    Ok(Json(info(&result?.0)))
+    Ok(Json(info(&result?.0, state.clock.now())))
 }
 
 /// End the session, once: by the runner (runner secret) or the session's user (access
@@ -526,7 +533,7 @@ pub async fn finalize(
     };
     let detail = json!({"outcome": req.outcome, "package": session.package, "version": session.version});
     crate::audit::record_event(&state, event(&session, &actor, "publish.finalize").detail(detail)).await?;
-    Ok(Json(info(&session)))
+    Ok(Json(info(&session, state.clock.now())))
 }
 
 /// A publish session, for its user (access token) or its runner (runner secret).
@@ -541,5 +548,5 @@ pub async fn get(
     require_bearer(&headers)?;
     let (_, session) = publish::load(&state, &id).await?;
     party(&state, &headers, &session, true).await?;
-    Ok(Json(info(&session)))
+    Ok(Json(info(&session, state.clock.now())))
 }

@@ -316,11 +316,14 @@ async fn nothing_is_trusted_by_default_and_other_orgs_policies_do_not_apply() {
     let ci = ci().await;
     // GitLab has no policy at all.
     let now = ci.now();
-    let gl = ci.gitlab.mint(json!({
-        "iss": ci.gitlab.url(), "aud": CI_AUD, "sub": "project_path:acme/app:ref_type:branch:ref:main",
-        "jti": "gl-1", "iat": now, "exp": now + 300, "project_path": "acme/app", "project_id": "5",
-        "namespace_id": "9", "namespace_path": "acme", "ref": "main", "ref_type": "branch", "ref_protected": "true",
-    }));
+    let gitlab_token = |jti: &str| {
+        ci.gitlab.mint(json!({
+            "iss": ci.gitlab.url(), "aud": CI_AUD, "sub": "project_path:acme/app:ref_type:branch:ref:main",
+            "jti": jti, "iat": now, "exp": now + 300, "project_path": "acme/app", "project_id": "5",
+            "namespace_id": "9", "namespace_path": "acme", "ref": "main", "ref_type": "branch", "ref_protected": "true",
+        }))
+    };
+    let gl = gitlab_token("gl-1");
     let body = refusal(ci.exchange(&gl).await);
     assert_eq!(body.reason, "policy-denied");
     assert!(
@@ -357,6 +360,17 @@ async fn nothing_is_trusted_by_default_and_other_orgs_policies_do_not_apply() {
     assert_eq!(created.org, "acme");
     let resp = ci.exchange(&gl).await.unwrap();
     assert_eq!(payload(&resp.access_token)["ci"]["repository"], "acme/app");
+    // The issuer's own conditions (`grant.require`) hold as well, for exchange and attest.
+    let spec = json!({"name": "gitlab", "issuer": ci.gitlab.url(), "preset": "gitlab", "audiences": [CI_AUD],
+        "grant": {"require": {"namespace_path": "other"}}});
+    ci.world.app.client.update_issuer("gitlab", &spec).await.unwrap();
+    let body = refusal(ci.exchange(&gitlab_token("gl-2")).await);
+    assert_eq!(body.reason, "policy-denied");
+    assert!(
+        body.error_description.contains("namespace_path"),
+        "{}",
+        body.error_description
+    );
     // Naming another org restricts the policies to that org's.
     ci.world.org("other", &ci.world.user("olga").await).await;
     let t = ci.github_token(|_| {});
@@ -511,7 +525,7 @@ async fn publish_flow_end_to_end(ci: &Ci) {
         })
         .await
         .unwrap();
-    assert_eq!(attested.policy, format!("{}/release", ci.org_id));
+    assert_eq!(attested.policy, "release");
     let secret = attested.runner_secret.as_str();
     client
         .publish_status(
@@ -796,12 +810,18 @@ async fn expired_unknown_and_mismatched_sessions_are_refused_clearly() {
             .await,
     );
     assert_eq!(body.reason, "policy-denied");
+    let failed = body.policies.unwrap().outcomes[0].failed.clone().unwrap();
     assert_eq!(
-        body.policies.unwrap().outcomes[0].failed.as_ref().unwrap().claim,
-        "(publish)"
+        (failed.claim.as_str(), failed.actual.as_deref()),
+        ("package", Some("other-tool"))
     );
-    // Past its lifetime the session refuses every step with `expired`.
+    // Past its lifetime the session says so and refuses every step with `expired`.
     ci.world.app.advance(Duration::from_secs(16 * 60));
+    // (The owner's access token has expired too: sign in again.)
+    let fresh = ci.world.sign_in("alice", Some("acme")).await.access;
+    let owner = ci.world.app.client.clone().with_user_token(fresh);
+    let view = owner.publish_session(&init.session_id).await.unwrap();
+    assert!(view.expired && view.state == "pending");
     let late = attest(&init.session_id, &init.nonce, ci.github_token(|_| {}));
     let body = refusal(client.publish_attest(&late).await);
     assert_eq!(body.reason, "publish-session-expired");
@@ -866,13 +886,23 @@ async fn build_sessions_are_limited_per_repository() {
     assert!(!closed.active);
     second.open_build_session(&req).await.unwrap();
     // Users have their own quota; the org sees everything.
-    ci.owner.open_build_session(&req).await.unwrap();
+    let mine = ci.owner.open_build_session(&req).await.unwrap();
+    let me = ci.world.app.client.auth_status(&ci.owner_token).await.unwrap();
+    assert_eq!(mine.owner, format!("user:{}", me.sub));
     assert_eq!(
         ci.owner.org_build_sessions("acme").await.unwrap().sessions.len(),
         4
     );
+    assert!(
+        !ci.owner
+            .close_org_build_session("acme", &mine.id)
+            .await
+            .unwrap()
+            .active
+    );
     let opened = ci.audit("build_session.open").await;
     assert_eq!(opened.len(), 5);
+    assert_eq!(ci.audit("build_session.close").await.len(), 2);
     assert_eq!(
         opened
             .iter()
@@ -901,7 +931,10 @@ async fn job_tokens_get_the_registry_repositories_their_policy_grants() {
         },
     ];
     // Both policies match; the first by name decides.
-    ci.owner.put_trust_policy("acme", "images", &images).await.unwrap();
+    ci.owner
+        .put_trust_policy("acme", "images", &images)
+        .await
+        .unwrap();
     let job = ci.exchange(&ci.github_token(|_| {})).await.unwrap().access_token;
     assert_eq!(payload(&job)["ci"]["policy"], "images");
     ci.world.org("other", &ci.world.user("olga").await).await;
