@@ -170,20 +170,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             }
         };
     }
-    let claims = crate::tokens::verify_live(state, token).await?.map_err(|r| {
-        ApiError::new(r.reason, r.message).with_challenge(format!("{CHALLENGE}, error=\"invalid_token\""))
-    })?;
-    let audience = &state.config.users.api_audience;
-    if claims.aud != *audience {
-        return Err(ApiError::new(
-            Reason::AudMismatch,
-            format!(
-                "this token is for `{}`; tollgate's API accepts audience `{audience}`",
-                claims.aud
-            ),
-        )
-        .with_challenge(format!("{CHALLENGE}, error=\"invalid_token\"")));
-    }
+    let claims = api_token(state, token).await?;
     if claims.user_ver.is_none() {
         return Err(ApiError::new(
             Reason::PermissionDenied,
@@ -200,6 +187,27 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         user,
         claims: Box::new(claims),
     })
+}
+
+/// A live tollgate access token for tollgate's own API (audience `users.api_audience`):
+/// tokens minted for other services are refused here.
+async fn api_token(state: &AppState, token: &str) -> Result<AccessTokenClaims, ApiError> {
+    let challenge = || format!("{CHALLENGE}, error=\"invalid_token\"");
+    let claims = crate::tokens::verify_live(state, token)
+        .await?
+        .map_err(|r| ApiError::new(r.reason, r.message).with_challenge(challenge()))?;
+    let audience = &state.config.users.api_audience;
+    if claims.aud != *audience {
+        return Err(ApiError::new(
+            Reason::AudMismatch,
+            format!(
+                "this token is for `{}`; tollgate's API accepts audience `{audience}`",
+                claims.aud
+            ),
+        )
+        .with_challenge(challenge()));
+    }
+    Ok(claims)
 }
 
 /// Any live tollgate access token for tollgate's own API (`users.api_audience`): a user's or
@@ -222,20 +230,7 @@ impl FromRequestParts<AppState> for TokenCaller {
                 )
                 .with_challenge(CHALLENGE)
             })?;
-            let claims = crate::tokens::verify_live(state, token).await?.map_err(|r| {
-                ApiError::new(r.reason, r.message)
-                    .with_challenge(format!("{CHALLENGE}, error=\"invalid_token\""))
-            })?;
-            let audience = &state.config.users.api_audience;
-            if claims.aud != *audience {
-                return Err(ApiError::new(
-                    Reason::AudMismatch,
-                    format!(
-                        "this token is for `{}`; tollgate's API accepts audience `{audience}`",
-                        claims.aud
-                    ),
-                ));
-            }
+            let claims = api_token(state, token).await?;
             if claims.user_ver.is_none() && claims.ci.is_none() {
                 return Err(ApiError::new(
                     Reason::PermissionDenied,

@@ -588,6 +588,46 @@ mod tests {
     }
 
     #[test]
+    fn ci_presets_describe_workloads_and_any_oidc_issuer_can_with_its_own_mapping() {
+        let gh = IssuerSpec {
+            audiences: vec!["tollgate".into()],
+            ..spec(Preset::GithubActions)
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(gh.kind, IssuerKind::Workloads);
+        assert_eq!(gh.workload_claims["owner_id"], "repository_owner_id");
+        assert!(gh.required_claims.contains(&"jti".to_owned()));
+        let oidc = spec(Preset::Oidc);
+        let custom = IssuerSpec {
+            audiences: vec!["tollgate".into()],
+            kind: Some(IssuerKind::Workloads),
+            claims: Some(ClaimMapping {
+                workload: [("repository".to_owned(), "build.project".to_owned())].into(),
+                ..ClaimMapping::default()
+            }),
+            ..oidc.clone()
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(custom.kind, IssuerKind::Workloads);
+        assert_eq!(custom.workload_claims["repository"], "build.project");
+        assert_eq!(custom.workload_claims["subject"], "sub");
+        assert!(
+            custom.required_claims.contains(&"jti".to_owned()),
+            "accepted once needs jti"
+        );
+        let users = IssuerSpec {
+            audiences: vec!["tollgate".into()],
+            ..oidc
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(users.kind, IssuerKind::Users);
+        assert!(!users.required_claims.contains(&"jti".to_owned()));
+    }
+
+    #[test]
     fn custom_claims_replace_only_what_they_name() {
         let custom = ClaimMapping {
             email: vec!["mail".into()],

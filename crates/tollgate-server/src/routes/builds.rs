@@ -59,7 +59,7 @@ fn list_of(state: &AppState, records: Vec<BuildSessionRecord>) -> BuildSessionLi
 /// `build-session-limit` when the owner has `ci.max_active_per_owner` active ones.
 #[utoipa::path(post, path = "/v1/build/sessions", tag = "ci", security(("bearer" = [])),
     request_body = OpenBuildSessionRequest,
-    responses((status = 201, body = BuildSessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = BuildSessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn open(
     State(state): State<AppState>,
     caller: TokenCaller,
@@ -118,7 +118,7 @@ pub async fn open(
 
 /// The caller's build sessions (those of its owner), newest first.
 #[utoipa::path(get, path = "/v1/build/sessions", tag = "ci", security(("bearer" = [])),
-    responses((status = 200, body = BuildSessionList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = BuildSessionList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_own(
     State(state): State<AppState>,
     caller: TokenCaller,
@@ -156,7 +156,7 @@ async fn close(
 /// Close one of the caller's own build sessions.
 #[utoipa::path(post, path = "/v1/build/sessions/{id}/close", tag = "ci", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, body = BuildSessionInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = BuildSessionInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn close_own(
     State(state): State<AppState>,
     caller: TokenCaller,

@@ -361,7 +361,7 @@ pub struct SessionQuery {
 /// the user (`sub`) and the workload (`act`); its lifetime is `publish.token_ttl` at most
 /// and never past the session's end.
 #[utoipa::path(get, path = "/v1/publish/combined", tag = "publish", params(SessionQuery), security(("runner" = [])),
-    responses((status = 200, body = CombinedTokenResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+    responses((status = 200, body = CombinedTokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn combined(
     State(state): State<AppState>,
     headers: HeaderMap,
