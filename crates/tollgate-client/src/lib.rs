@@ -3,6 +3,7 @@
 
 mod audit;
 mod ci;
+mod device;
 mod orgs;
 mod registry;
 
@@ -20,6 +21,7 @@ use tollgate_proto::discovery::ServerMetadata;
 use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
 use tollgate_proto::ops::{AuthStatus, Health};
 
+pub use device::DEVICE_CODE_GRANT;
 pub use registry::registry_auth_yaml;
 pub use tollgate_proto as proto;
 

@@ -113,6 +113,16 @@ reasons! {
     PublishNonceMismatch = "publish-nonce-mismatch", "The nonce does not belong to this publish session; pass the session id and nonce from init unchanged.";
     PublishAuthFailed = "publish-auth-failed", "The runner secret or user token does not belong to this publish session.";
     BuildSessionLimit = "build-session-limit", "The owner has as many active build sessions as ci.max_active_per_owner allows; close one first.";
+    // Device authorization (RFC 8628)
+    AuthorizationPending = "authorization-pending", "The user has not approved or denied the device yet; poll again after the interval.";
+    SlowDown = "slow-down", "The device polled sooner than the interval allows; the interval grew by 5 seconds for this and every later poll.";
+    DeviceCodeExpired = "device-code-expired", "The device code (and its user code) expired before the user decided or the device collected its tokens; start again.";
+    DeviceAccessDenied = "device-access-denied", "The user denied the device's request.";
+    DeviceCodeUnknown = "device-code-unknown", "The device code is not one tollgate issued, was mistyped, or was issued to another client_id.";
+    DeviceCodeUsed = "device-code-used", "The device code was already exchanged for tokens; each is used once.";
+    UserCodeUnknown = "user-code-unknown", "No device authorization has this user code (or it ended long ago); check the code the device shows.";
+    // Rate limits
+    RateLimited = "rate-limited", "Too many requests from this address or with this credential; wait for Retry-After seconds.";
     // Server side
     ServiceUnavailable = "service-unavailable", "A backing service (database) failed; the request was refused to fail closed. Retry later.";
     InternalError = "internal-error", "An unexpected internal error; it has been logged with its cause.";

@@ -27,6 +27,8 @@ pub enum SecretKind {
     ApiKey,
     /// A CI runner's secret for one publish session (given at attestation).
     PublishRunner,
+    /// A device's code in the device authorization grant (RFC 8628), polled for tokens.
+    DeviceCode,
 }
 
 impl SecretKind {
@@ -39,6 +41,7 @@ impl SecretKind {
             SecretKind::PullCredential => "tg_pc_",
             SecretKind::ApiKey => "tg_ak_",
             SecretKind::PublishRunner => "tg_pr_",
+            SecretKind::DeviceCode => "tg_dc_",
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod audit;
 pub mod ci;
+pub mod device;
 pub mod discovery;
 pub mod oauth;
 pub mod ops;

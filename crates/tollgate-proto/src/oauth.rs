@@ -6,9 +6,10 @@ use utoipa::ToSchema;
 /// `POST /oauth/token` form fields (application/x-www-form-urlencoded).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// `client_credentials` or `urn:ietf:params:oauth:grant-type:token-exchange`.
+    /// `client_credentials`, `refresh_token`, `urn:ietf:params:oauth:grant-type:token-exchange`
+    /// or `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628).
     #[schema(
-        pattern = "^(client_credentials|refresh_token|urn:ietf:params:oauth:grant-type:token-exchange)$"
+        pattern = "^(client_credentials|refresh_token|urn:ietf:params:oauth:grant-type:token-exchange|urn:ietf:params:oauth:grant-type:device_code)$"
     )]
     pub grant_type: String,
     /// Token exchange: the upstream token (from a trusted issuer).
@@ -25,6 +26,10 @@ pub struct TokenRequest {
     /// Refresh grant: the refresh token to spend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Device code grant (RFC 8628): the `device_code` from `/oauth/device_authorization`,
+    /// with the same `client_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_code: Option<String>,
     /// Token exchange: only `urn:ietf:params:oauth:token-type:access_token` (or `…:jwt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_token_type: Option<String>,

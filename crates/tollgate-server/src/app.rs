@@ -125,9 +125,18 @@ impl App {
             Some(r) => Arc::new(r.clone()),
             None => store.clone(),
         };
+        let rate_limits: Arc<dyn tollgate_store::RateLimits> = match &redis {
+            Some(r) => Arc::new(r.clone()),
+            None => Arc::new(tollgate_store::MemoryRateLimits::default()),
+        };
+        // Validated with the configuration; a failure here is a bug.
+        let limits =
+            Arc::new(crate::rate_limit::Limits::from_config(&config).map_err(StartError::Bootstrap)?);
         let state = AppState {
             config: Arc::new(config),
             ephemeral,
+            rate_limits,
+            limits,
             redis,
             store,
             keys: Arc::new(keys),
@@ -152,6 +161,7 @@ impl App {
     pub fn router(&self) -> Router {
         let request_id = HeaderName::from_static("x-request-id");
         crate::routes::routes()
+            .layer(middleware::from_fn_with_state(self.state.clone(), crate::rate_limit::per_ip))
             .layer(middleware::from_fn_with_state(self.state.clone(), record_metrics))
             .layer(middleware::from_fn_with_state(self.state.clone(), deadline))
             .layer(middleware::from_fn(audit_request_id))
@@ -279,7 +289,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let upkeep = app.spawn_upkeep(stop_rx);
     let router = app.router();
-    let result = axum::serve(listener, router)
+    // The peer address is what per-IP rate limits start from.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_tx.send(true);

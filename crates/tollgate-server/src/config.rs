@@ -49,8 +49,10 @@ pub struct Config {
     pub users: UsersConfig,
     pub registry: RegistryConfig,
     pub redis: RedisConfig,
+    pub rate_limits: RateLimitsConfig,
     pub ci: CiConfig,
     pub publish: PublishConfig,
+    pub device: DeviceConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -64,6 +66,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed for the client address.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -167,6 +171,29 @@ impl Default for RedisConfig {
     }
 }
 
+/// Rate limits (GCRA): per client IP and per identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    pub enabled: bool,
+    pub per_ip: String,
+    pub per_ip_burst: u32,
+    pub per_identity: String,
+    pub per_identity_burst: u32,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_ip: "600/min".to_owned(),
+            per_ip_burst: 120,
+            per_identity: "120/min".to_owned(),
+            per_identity_burst: 30,
+        }
+    }
+}
+
 /// CI workloads: job tokens and build sessions.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -205,6 +232,31 @@ impl Default for PublishConfig {
             audience: "tollgate:publish".to_owned(),
             session_ttl: Duration::from_secs(15 * 60),
             token_ttl: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// The device authorization grant (RFC 8628).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Lifetime of a device code and its user code.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// The polling interval a device starts with (whole seconds).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Path of the page where users enter the code; `verification_uri` is
+    /// `server.public_url` followed by it.
+    pub verification_path: String,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            code_ttl: Duration::from_secs(10 * 60),
+            interval: Duration::from_secs(5),
+            verification_path: "/device".to_owned(),
         }
     }
 }
@@ -322,6 +374,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./tollgate-data"),
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -452,6 +505,7 @@ impl Config {
         if self.redis.timeout < Duration::from_millis(50) || self.redis.timeout > Duration::from_secs(30) {
             return Err("redis.timeout must be between 50ms and 30s".into());
         }
+        crate::rate_limit::Limits::from_config(self)?;
         let ci = &self.ci;
         if ci.job_token_max_ttl < Duration::from_secs(10)
             || ci.job_token_max_ttl > Duration::from_secs(24 * 3600)
@@ -470,6 +524,28 @@ impl Config {
         }
         if p.token_ttl < Duration::from_secs(10) || p.token_ttl > p.session_ttl {
             return Err("publish.token_ttl must be between 10s and publish.session_ttl".into());
+        }
+        let d = &self.device;
+        if d.code_ttl < Duration::from_secs(60) || d.code_ttl > Duration::from_secs(3600) {
+            return Err("device.code_ttl must be between 1m and 1h".into());
+        }
+        if d.interval < Duration::from_secs(1)
+            || d.interval > Duration::from_secs(60)
+            || d.interval.subsec_nanos() != 0
+        {
+            return Err("device.interval must be whole seconds between 1s and 60s".into());
+        }
+        let path = &d.verification_path;
+        if !path.starts_with('/')
+            || path.starts_with("//")
+            || path.len() > 200
+            || !path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+        {
+            return Err(format!(
+                "device.verification_path must be a path like `/device` (letters, digits, `/-._~`), got `{path}`"
+            ));
         }
         let u = &self.upstream;
         if u.jwks_min_ttl > u.jwks_max_ttl
@@ -713,6 +789,35 @@ mod tests {
         std::fs::write(&p, format!("{clerk}audence = []\n")).expect("write");
         let err = Config::load(Some(&p), env(&[])).expect_err("typo");
         assert!(err.to_string().contains("audence"), "{err}");
+    }
+
+    #[test]
+    fn device_settings_are_validated() {
+        let d = Config::load(None, env(&[])).expect("defaults").device;
+        assert_eq!(
+            (d.code_ttl, d.interval),
+            (Duration::from_secs(600), Duration::from_secs(5))
+        );
+        assert_eq!(d.verification_path, "/device");
+        for (key, value) in [
+            ("CODE_TTL", "10s"),
+            ("INTERVAL", "1500ms"),
+            ("INTERVAL", "0s"),
+            ("VERIFICATION_PATH", "device"),
+            ("VERIFICATION_PATH", "//evil.example/x"),
+            ("VERIFICATION_PATH", "/device?x=1"),
+        ] {
+            let var = format!("TOLLGATE_DEVICE_{key}");
+            let err = Config::load(None, env(&[(&var, value)])).expect_err(value);
+            let named = format!("device.{}", key.to_lowercase());
+            assert!(err.to_string().contains(&named), "{err}");
+        }
+        let ok = Config::load(
+            None,
+            env(&[("TOLLGATE_DEVICE_VERIFICATION_PATH", "/login/device")]),
+        )
+        .expect("path");
+        assert_eq!(ok.device.verification_path, "/login/device");
     }
 
     #[test]

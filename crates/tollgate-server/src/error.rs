@@ -29,6 +29,8 @@ struct Extra {
     /// For refused upstream tokens: the issuer and key they named.
     issuer: Option<String>,
     kid: Option<String>,
+    /// `Retry-After` seconds, for 429.
+    retry_after: Option<u64>,
     /// For `policy-denied` on CI tokens: how each trust policy judged the workload.
     policies: Option<Box<tollgate_proto::ci::PolicyEvaluation>>,
     /// Overrides the status and error code of [`classify`] (e.g. `invalid_grant` on the
@@ -60,6 +62,13 @@ impl ApiError {
     #[must_use]
     pub fn challenge(&self) -> Option<&str> {
         self.extra.as_ref().and_then(|e| e.challenge.as_deref())
+    }
+
+    /// Adds `Retry-After` (seconds).
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.extra().retry_after = Some(seconds);
+        self
     }
 
     /// Attaches the trust-policy evaluation that explains a refusal.
@@ -161,6 +170,14 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         PublishSessionExpired => (StatusCode::GONE, "expired"),
         PublishSessionState | BuildSessionLimit => (StatusCode::CONFLICT, "conflict"),
         PublishNonceMismatch => (StatusCode::FORBIDDEN, "access_denied"),
+        // RFC 8628 §3.5: the device token errors are 400s with these codes.
+        AuthorizationPending => (StatusCode::BAD_REQUEST, "authorization_pending"),
+        SlowDown => (StatusCode::BAD_REQUEST, "slow_down"),
+        DeviceCodeExpired => (StatusCode::BAD_REQUEST, "expired_token"),
+        DeviceAccessDenied => (StatusCode::BAD_REQUEST, "access_denied"),
+        DeviceCodeUnknown | DeviceCodeUsed => (StatusCode::BAD_REQUEST, "invalid_grant"),
+        UserCodeUnknown => (StatusCode::NOT_FOUND, "not_found"),
+        RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     }
@@ -183,6 +200,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(c) = extra.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Some(secs) = extra.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Ok(v) = HeaderValue::from_str(self.reason.code()) {
             headers.insert("x-tollgate-reason", v);

@@ -68,6 +68,16 @@ pub struct Metrics {
     pub policy_decisions: Family<PolicyLabels, Counter>,
     /// Publish-session steps by step and outcome (`ok` or a reason code).
     pub publish_steps: Family<StepLabels, Counter>,
+    /// Requests refused by a rate limit, by limit (`ip`, `identity`).
+    pub rate_limited: Family<LimitLabel, Counter>,
+    /// Device authorization requests (RFC 8628).
+    pub device_authorizations: Family<KindLabel, Counter>,
+}
+
+/// Which rate limit refused a request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    pub limit: &'static str,
 }
 
 /// A trust-policy decision: the issuer, the policy that matched (`org/name`, or `none`),
@@ -140,6 +150,18 @@ impl Metrics {
         let registry_grants = Family::<RegistryLabels, Counter>::default();
         let policy_decisions = Family::<PolicyLabels, Counter>::default();
         let publish_steps = Family::<StepLabels, Counter>::default();
+        let rate_limited = Family::<LimitLabel, Counter>::default();
+        let device_authorizations = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "device_authorizations",
+            "Device authorization requests (RFC 8628)",
+            device_authorizations.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by limit (ip, identity)",
+            rate_limited.clone(),
+        );
         registry.register(
             "trust_policy_decisions",
             "Trust-policy decisions on CI tokens by issuer, policy (org/name or none) and outcome (granted or reason code)",
@@ -220,6 +242,8 @@ impl Metrics {
             registry_grants,
             policy_decisions,
             publish_steps,
+            rate_limited,
+            device_authorizations,
         }
     }
 

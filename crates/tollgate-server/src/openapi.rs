@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use tollgate_proto::{ErrorBody, admin, audit, ci, discovery, oauth, ops, orgs, registry};
+use tollgate_proto::{ErrorBody, admin, audit, ci, device, discovery, oauth, ops, orgs, registry};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -40,6 +40,7 @@ use crate::routes;
         routes::publish::finalize, routes::publish::get,
         routes::builds::open, routes::builds::list_own, routes::builds::close_own, routes::builds::list_org,
         routes::builds::close_org,
+        routes::device::authorize, routes::device::lookup, routes::device::approve, routes::device::deny,
     ),
     components(schemas(
         ErrorBody, oauth::TokenRequest, oauth::TokenResponse, oauth::TokenTypeHintRequest,
@@ -60,6 +61,8 @@ use crate::routes;
         ci::PublishInitRequest, ci::PublishInitResponse, ci::PublishAttestRequest, ci::PublishAttestResponse,
         ci::CombinedTokenResponse, ci::PublishStatusRequest, ci::PublishFinalizeRequest, ci::PublishStatusUpdate,
         ci::PublishSessionInfo, ci::OpenBuildSessionRequest, ci::BuildSessionInfo, ci::BuildSessionList,
+        device::DeviceAuthorizationRequest, device::DeviceAuthorizationResponse, device::DeviceDecisionRequest,
+        device::DeviceInfo, device::DeviceGrantInfo,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -73,6 +76,7 @@ use crate::routes;
         (name = "registry", description = "Container registry token server (distribution token authentication), pull credentials, API keys"),
         (name = "ci", description = "CI workloads: trust policies per org, build sessions (job tokens come from POST /oauth/token, token exchange)"),
         (name = "publish", description = "The combined user + CI runner publish flow (docs/ci.md)"),
+        (name = "device", description = "Device authorization (RFC 8628): a signed-in user looks up, approves or denies a device's user code (user token)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -119,7 +123,8 @@ impl Modify for StandardErrors {
                     .build(),
             )
         };
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in &mut openapi.paths.paths {
+            let rate_limited = crate::rate_limit::limited_per_ip(path);
             let ops = [
                 &mut item.get,
                 &mut item.post,
@@ -136,6 +141,9 @@ impl Modify for StandardErrors {
                         .or_insert_with(|| error(description));
                 };
                 add("503", "A backing service is unavailable (`service-unavailable`)");
+                if rate_limited {
+                    add("429", "Too many requests (`rate-limited`); see `Retry-After`");
+                }
                 add("405", "Method not allowed (`method-not-allowed`)");
                 if has_body {
                     add("400", "Malformed request (see `reason`)");

@@ -117,8 +117,10 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
     let Some((hash, record, session)) = find(state, token).await? else {
         return Err(refused(Reason::RefreshTokenUnknown, "unknown refresh token"));
     };
+    // Counted before anything is spent or judged: a limited request changes nothing.
+    crate::rate_limit::check_identity(state, &format!("session:{}", session.id)).await?;
     // A session started by an authenticated client stays bound to it (RFC 6749 §6).
-    if !session.client_id.starts_with("upstream:") {
+    if !tokens::is_public_client(&session.client_id) {
         match &client {
             None => {
                 return Err(ApiError::new(
@@ -402,7 +404,7 @@ pub async fn revoke_by_token(
         return Ok(());
     };
     if let Some(caller) = caller_client
-        && !session.client_id.starts_with("upstream:")
+        && !tokens::is_public_client(&session.client_id)
         && session.client_id != caller
     {
         return Err(ApiError::new(

@@ -27,6 +27,10 @@ pub struct AppState {
     /// Short-lived shared state (replay caches, publish sessions): Redis when configured,
     /// else the database.
     pub ephemeral: Arc<dyn tollgate_store::Ephemeral>,
+    /// Rate-limit counters: Redis when configured (shared by replicas), else this process.
+    pub rate_limits: Arc<dyn tollgate_store::RateLimits>,
+    /// The configured limits and trusted proxies.
+    pub limits: Arc<crate::rate_limit::Limits>,
     /// Redis, when configured (for readiness checks).
     pub redis: Option<tollgate_store::RedisEphemeral>,
     /// The registry key's certificate for `x5c` headers, made once per key.

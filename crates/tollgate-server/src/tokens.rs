@@ -40,6 +40,19 @@ pub fn upstream_client_id(issuer_name: &str) -> String {
     format!("upstream:{issuer_name}")
 }
 
+/// `client_id` of tokens a public client obtained with the device grant (RFC 8628).
+#[must_use]
+pub fn device_client_id(client_id: &str) -> String {
+    format!("device:{client_id}")
+}
+
+/// Whether `client_id` names no registered client (an unauthenticated exchange or a
+/// device grant's public client): nothing to authenticate, look up or disable.
+#[must_use]
+pub fn is_public_client(client_id: &str) -> bool {
+    client_id.starts_with("upstream:") || client_id.starts_with("device:")
+}
+
 impl Subject {
     /// A service account acting for itself.
     #[must_use]
@@ -211,7 +224,7 @@ pub async fn verify_live(
             }
         }
     }
-    if claims.client_id.starts_with("upstream:") {
+    if is_public_client(&claims.client_id) {
         return Ok(Ok(claims));
     }
     if let Some(job) = &claims.ci {

@@ -7,6 +7,7 @@
 //!
 //! This crate knows nothing about HTTP, tokens or crypto: it stores bytes and strings.
 
+mod rate_limits;
 mod records;
 mod redis_ephemeral;
 mod sql;
@@ -14,6 +15,7 @@ mod sql_audit;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use rate_limits::{MemoryRateLimits, RateLimits};
 pub use records::*;
 pub use redis_ephemeral::RedisEphemeral;
 

@@ -15,6 +15,7 @@ pub struct RedisEphemeral {
     prefix: String,
     create: std::sync::Arc<redis::Script>,
     replace: std::sync::Arc<redis::Script>,
+    gcra: std::sync::Arc<redis::Script>,
 }
 
 impl std::fmt::Debug for RedisEphemeral {
@@ -43,6 +44,21 @@ if not v or tonumber(v) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'ver', tonumber(ARGV[1]) + 1, 'doc', ARGV[2])
 return 1";
 
+/// `tollgate_core::ratelimit::Gcra::check` in Lua: KEYS[1] the key, ARGV now, T, τ (ms).
+/// Returns -1 when allowed (and stores the new TAT until it has passed), else the
+/// milliseconds to wait.
+const GCRA: &str = r"
+local now = tonumber(ARGV[1])
+local t = tonumber(ARGV[2])
+local tau = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat - tau
+if now < allow_at then return allow_at - now end
+local new_tat = tat + t
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+return -1";
+
 /// Milliseconds from `now` to `until`, at least 1 (Redis refuses non-positive expiries).
 fn millis_until(until: i64, now: i64) -> i64 {
     until.saturating_sub(now).max(0).saturating_mul(1000).max(1)
@@ -70,6 +86,7 @@ impl RedisEphemeral {
             prefix: prefix.to_owned(),
             create: std::sync::Arc::new(redis::Script::new(CREATE)),
             replace: std::sync::Arc::new(redis::Script::new(REPLACE)),
+            gcra: std::sync::Arc::new(redis::Script::new(GCRA)),
         })
     }
 
@@ -82,6 +99,27 @@ impl RedisEphemeral {
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<String>(&mut conn).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::RateLimits for RedisEphemeral {
+    async fn gcra(
+        &self,
+        key: &str,
+        gcra: tollgate_core::ratelimit::Gcra,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let mut conn = self.conn.clone();
+        let wait: i64 = self
+            .gcra
+            .key(format!("{}rl:{key}", self.prefix))
+            .arg(now_ms)
+            .arg(gcra.emission_ms)
+            .arg(gcra.tolerance_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((wait >= 0).then_some(wait))
     }
 }
 

@@ -1274,6 +1274,39 @@ contract!(
     ephemeral_state_follows_the_contract,
 );
 
+/// One sequence of requests, judged the same in process and in Redis: the burst, the
+/// refusal with its wait, the next allowed request; keys are independent.
+async fn rate_limit_contract(r: &dyn tollgate_store::RateLimits) {
+    let g = tollgate_core::ratelimit::Quota::parse("1/s", 3).unwrap().gcra();
+    let key = format!("k{}", uuid_like());
+    let now = 1_000_000;
+    for _ in 0..3 {
+        assert_eq!(r.gcra(&key, g, now).await.unwrap(), None);
+    }
+    assert_eq!(r.gcra(&key, g, now).await.unwrap(), Some(1000));
+    assert_eq!(r.gcra(&key, g, now + 400).await.unwrap(), Some(600));
+    assert_eq!(r.gcra(&format!("{key}-other"), g, now).await.unwrap(), None);
+    assert_eq!(r.gcra(&key, g, now + 1000).await.unwrap(), None);
+    assert_eq!(r.gcra(&key, g, now + 1000).await.unwrap(), Some(1000));
+}
+
+#[tokio::test]
+async fn memory_rate_limits_follow_the_contract() {
+    rate_limit_contract(&tollgate_store::MemoryRateLimits::default()).await;
+}
+
+#[tokio::test]
+async fn redis_rate_limits_follow_the_contract() {
+    let Some(url) = tollgate_store::testing::redis_url().await else {
+        return;
+    };
+    let e =
+        tollgate_store::RedisEphemeral::connect(&url, "tollgate-test:", std::time::Duration::from_secs(2))
+            .await
+            .unwrap();
+    rate_limit_contract(&e).await;
+}
+
 /// The same rules on Redis (127.0.0.1:6379, or `TOLLGATE_TEST_REDIS_URL`).
 #[tokio::test]
 async fn redis_ephemeral_follows_the_contract() {

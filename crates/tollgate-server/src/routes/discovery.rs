@@ -65,8 +65,17 @@ fn server_metadata(state: &AppState) -> impl IntoResponse + use<> {
         token_endpoint: format!("{base}/oauth/token"),
         introspection_endpoint: format!("{base}/oauth/introspect"),
         revocation_endpoint: format!("{base}/oauth/revoke"),
-        grant_types_supported: vec!["client_credentials".to_owned()],
-        token_endpoint_auth_methods_supported: auth_methods.clone(),
+        device_authorization_endpoint: format!("{base}/oauth/device_authorization"),
+        grant_types_supported: [
+            "client_credentials",
+            crate::exchange::GRANT_TYPE,
+            "refresh_token",
+            crate::device::GRANT_TYPE,
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        // `none`: token exchange and the device grant need no client authentication.
+        token_endpoint_auth_methods_supported: [auth_methods.as_slice(), &["none".to_owned()]].concat(),
         introspection_endpoint_auth_methods_supported: auth_methods.clone(),
         revocation_endpoint_auth_methods_supported: auth_methods,
         response_types_supported: vec![],

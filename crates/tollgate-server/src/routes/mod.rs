@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod builds;
+pub mod device;
 pub mod discovery;
 pub mod issuers;
 pub mod me;
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
             get(discovery::openid_configuration),
         )
         .route("/oauth/token", post(oauth::token))
+        .route("/oauth/device_authorization", post(device::authorize))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
         // Registry clients ask anonymously first; their Basic credentials are checked inside.
@@ -135,6 +137,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/me/sessions/{id}/revoke", post(me::revoke_session))
         .route("/v1/me/logout", post(me::logout))
         .route("/v1/me/tokens/revoke", post(me::revoke_token))
+        .route("/v1/device", get(device::lookup))
+        .route("/v1/device/approve", post(device::approve))
+        .route("/v1/device/deny", post(device::deny))
         .route(
             "/internal/registry/pull-credentials",
             post(registry::pull_credentials),

@@ -19,7 +19,7 @@ use tollgate_proto::oauth::{IntrospectionResponse, TokenRequest, TokenResponse, 
 use tollgate_store::ClientRecord;
 
 /// Adds `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
-fn no_store(body: impl IntoResponse) -> Response {
+pub(crate) fn no_store(body: impl IntoResponse) -> Response {
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -50,11 +50,13 @@ pub async fn token(State(state): State<AppState>, req: FormRequest) -> Result<Re
         crate::exchange::GRANT_TYPE => Ok(no_store(Json(
             crate::exchange::exchange(&state, &req.headers, &req.form).await?,
         ))),
+        crate::device::GRANT_TYPE => Ok(no_store(Json(crate::device::token(&state, &req.form).await?))),
         other => Err(ApiError::new(
             Reason::UnsupportedGrantType,
             format!(
-                "grant_type `{other}` is not supported; use client_credentials, refresh_token or {}",
-                crate::exchange::GRANT_TYPE
+                "grant_type `{other}` is not supported; use client_credentials, refresh_token, {} or {}",
+                crate::exchange::GRANT_TYPE,
+                crate::device::GRANT_TYPE
             ),
         )),
     }
@@ -86,6 +88,7 @@ async fn client_credentials(
     form: &Form,
 ) -> Result<Response, ApiError> {
     let client = clients::authenticate(state, &require_client(headers, form)?).await?;
+    crate::rate_limit::check_identity(state, &format!("client:{}", client.client_id)).await?;
     let request = ClientRequest {
         scope: requested_scope(form)?,
         audiences: requested_audiences(form)?,

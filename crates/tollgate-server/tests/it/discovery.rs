@@ -48,7 +48,19 @@ async fn metadata_names_this_issuer_and_its_endpoints() {
     assert_eq!(m.token_endpoint, app.url("/oauth/token"));
     assert_eq!(m.introspection_endpoint, app.url("/oauth/introspect"));
     assert_eq!(m.revocation_endpoint, app.url("/oauth/revoke"));
-    assert_eq!(m.grant_types_supported, vec!["client_credentials"]);
+    assert_eq!(
+        m.device_authorization_endpoint,
+        app.url("/oauth/device_authorization")
+    );
+    // Every grant the token endpoint takes is advertised.
+    for grant in [
+        "client_credentials",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ] {
+        assert!(m.grant_types_supported.iter().any(|g| g == grant), "{grant}");
+    }
     let oidc = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(oidc["issuer"], app.url);
     let redacted = serde_json::to_string_pretty(&m)

@@ -22,6 +22,8 @@ const PUBLIC: &[&str] = &[
     "POST /v2/token",
     // A CI runner proves itself with its OIDC token and the session's nonce, in the body.
     "POST /v1/publish/attest",
+    // RFC 8628: a device (a public client, nothing to authenticate) asks for codes.
+    "POST /oauth/device_authorization",
 ];
 
 /// Whether an operation is open by route and authenticates inside: OAuth clients (HTTP

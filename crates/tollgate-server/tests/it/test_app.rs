@@ -54,6 +54,8 @@ impl TestApp {
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_owned();
         config.database.url = db_url.clone();
+        // Tests send bursts from one address; the rate-limit tests turn limits on themselves.
+        config.rate_limits.enabled = false;
         tweak(&mut config);
         let mut master = [0u8; 32];
         tollgate_crypto::random_bytes(&mut master);
@@ -86,7 +88,8 @@ impl TestApp {
         let router = app.router();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })
