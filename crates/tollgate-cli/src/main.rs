@@ -5,10 +5,12 @@
 mod admin;
 mod audit;
 mod debug;
+mod login;
 mod org;
 mod publish;
 mod registry;
 mod serve;
+mod token_store;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -99,6 +101,15 @@ enum Command {
     /// Publish together with a CI job: start a session as yourself, follow it, end it; and
     /// the CI job's side (`publish runner …`).
     Publish(publish::PublishArgs),
+    /// Sign in as yourself by the device flow (a code to approve in a browser); keeps the
+    /// refresh token in an encrypted file.
+    Login(login::LoginArgs),
+    /// Who the stored sign-in is (refreshes it).
+    Whoami(login::StoreArgs),
+    /// Print a fresh access token of the stored sign-in, for scripts.
+    Token(login::StoreArgs),
+    /// End the stored sign-in at the server and forget it.
+    Logout(login::StoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +148,10 @@ async fn main() -> ExitCode {
         Command::Keys { remote, command } => admin::keys(&remote, command).await,
         Command::Admin { remote, command } => admin::admin(&remote, command).await,
         Command::Publish(args) => publish::run(args).await,
+        Command::Login(args) => login::login(args).await,
+        Command::Whoami(store) => login::whoami(&store).await,
+        Command::Token(store) => login::token(&store).await,
+        Command::Logout(store) => login::logout(&store).await,
         Command::Registry { remote, command } => match admin::client(&remote) {
             Ok(c) => registry::run(&c, command).await,
             Err(e) => Err(e),

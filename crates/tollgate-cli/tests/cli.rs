@@ -574,7 +574,7 @@ impl Idp {
         format!(
             "[[issuers]]\nname = \"idp\"\nissuer = \"{url}/users\"\njwks_uri = \"{url}/jwks\"\n\
              audiences = [\"tollgate-cli-test\"]\nalgorithms = [\"EdDSA\"]\n\
-             [issuers.grant]\naudiences = [\"tollgate\"]\n\n\
+             [issuers.grant]\naudiences = [\"tollgate\"]\nrefresh_tokens = true\n\n\
              [[issuers]]\nname = \"gha\"\nissuer = \"{url}/gha\"\npreset = \"github-actions\"\n\
              jwks_uri = \"{url}/jwks\"\naudiences = [\"tollgate\"]\nalgorithms = [\"EdDSA\"]\n"
         )
@@ -1128,4 +1128,102 @@ fn publish_flow_user_and_runner() {
     let (_, stderr) = server.refused(&user, &["publish", "status", &unknown]);
     assert!(stderr.contains("[publish-session-unknown]"), "{stderr}");
     server.terminate();
+}
+
+/// `tollgate login` runs the device flow against a real server: it shows the code, a
+/// signed-in user approves it (as the web page would, through the API), and the refresh
+/// token lands in an encrypted file of mode 0600; `whoami` and `token` refresh through it
+/// (rotating what is stored), `logout` ends the session at the server and removes the file.
+#[test]
+fn login_whoami_token_logout_with_the_file_store() {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        format!("[device]\ninterval = \"1s\"\n\n{}", idp.config()),
+    )
+    .unwrap();
+    let server = start_with(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sdk = tollgate_client::Client::new(&server.url).unwrap();
+    let upstream = idp.user_token("carol");
+    let exchange = tollgate_client::TokenExchange {
+        audience: Some("tollgate"),
+        ..tollgate_client::TokenExchange::jwt(&upstream)
+    };
+    let carol = rt.block_on(sdk.token_exchange(&exchange)).unwrap().access_token;
+    let carol_sub = rt.block_on(sdk.auth_status(&carol)).unwrap().sub;
+
+    let creds = dir.path().join("cfg").join("credentials.json");
+    let store = ["--token-file", creds.to_str().unwrap()];
+    let mut login = Command::new(BIN)
+        .args([
+            "login",
+            "--server",
+            &server.url,
+            "--no-browser",
+            "--timeout",
+            "60s",
+        ])
+        .args(store)
+        .env_remove("TOLLGATE_TOKEN_PASSPHRASE")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = login.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The code is shown on a line of its own: XXXX-XXXX.
+    let code = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("login shows a code");
+        let t = line.trim();
+        if t.len() == 9 && t.as_bytes()[4] == b'-' && t.chars().all(|c| c == '-' || c.is_ascii_uppercase()) {
+            break t.to_owned();
+        }
+    };
+    let as_carol = sdk.clone().with_user_token(carol.clone());
+    rt.block_on(as_carol.device_approve(&code, None)).unwrap();
+    let status = login.wait().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(status.success(), "login failed: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("signed in as")), "{rest:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let sealed = std::fs::read_to_string(&creds).unwrap();
+    assert!(!sealed.contains("tg_rt_"), "the refresh token is sealed");
+
+    let whoami: serde_json::Value =
+        serde_json::from_str(&server.ok(&[], &[&["whoami"], &store[..]].concat())).unwrap();
+    assert_eq!(whoami["sub"], carol_sub.as_str());
+    assert_ne!(
+        std::fs::read_to_string(&creds).unwrap(),
+        sealed,
+        "the rotated refresh token was stored"
+    );
+    let token = server.ok(&[], &[&["token"], &store[..]].concat());
+    assert_eq!(rt.block_on(sdk.auth_status(token.trim())).unwrap().sub, carol_sub);
+
+    server.ok(&[], &[&["logout"], &store[..]].concat());
+    assert!(!creds.exists(), "logout forgets the sign-in");
+    let (_, err) = server.refused(&[], &[&["whoami"], &store[..]].concat());
+    assert!(err.contains("tollgate login"), "{err}");
 }

@@ -4,8 +4,10 @@
 mod audit;
 mod ci;
 mod device;
+mod keys;
 mod orgs;
 mod registry;
+mod session;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -22,7 +24,9 @@ use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
 use tollgate_proto::ops::{AuthStatus, Health};
 
 pub use device::DEVICE_CODE_GRANT;
+pub use keys::JWT_BEARER_GRANT;
 pub use registry::registry_auth_yaml;
+pub use session::{Persist, UserSession};
 pub use tollgate_proto as proto;
 
 /// A failed call.
@@ -324,6 +328,16 @@ impl Client {
     }
 
     /// RFC 7009 revocation, authenticated as `creds`.
+    /// RFC 7009 revocation of a public client's refresh token (a device-flow sign-in): no
+    /// client credentials; it ends the token's session.
+    pub async fn revoke_refresh_token(&self, refresh_token: &str) -> Result<()> {
+        let req = self
+            .http
+            .post(self.url("/oauth/revoke"))
+            .form(&[("token", refresh_token), ("token_type_hint", "refresh_token")]);
+        expect_empty(req.send().await?).await
+    }
+
     pub async fn revoke(&self, creds: &ClientCredentials, token: &str) -> Result<()> {
         let req = Self::basic(self.http.post(self.url("/oauth/revoke")), creds)
             .form(&[("token", token), ("token_type_hint", "access_token")]);

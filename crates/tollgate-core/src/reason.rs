@@ -121,6 +121,20 @@ reasons! {
     DeviceCodeUnknown = "device-code-unknown", "The device code is not one tollgate issued, was mistyped, or was issued to another client_id.";
     DeviceCodeUsed = "device-code-used", "The device code was already exchanged for tokens; each is used once.";
     UserCodeUnknown = "user-code-unknown", "No device authorization has this user code (or it ended long ago); check the code the device shows.";
+    // Device keys (key enrollment with proof of possession, RFC 7523 assertions)
+    KeyEnrollmentTokenUnknown = "key-enrollment-token-unknown", "The key-enrollment token (tg_ket_…) is not one tollgate issued, was mistyped, or ended long ago; ask for a new one with POST /v1/keys/bootstrap.";
+    KeyEnrollmentTokenExpired = "key-enrollment-token-expired", "The key-enrollment token expired before a key was registered with it; ask for a new one.";
+    KeyEnrollmentTokenUsed = "key-enrollment-token-used", "The key-enrollment token already registered a key; each registers one. Ask for a new one.";
+    PublicKeyUnsupported = "public-key-unsupported", "The public key is not an Ed25519 (OKP) or P-256 (EC) JWK; only those can be registered.";
+    PublicKeyInvalid = "public-key-invalid", "The public JWK is malformed, or carries private key material (d); send only the public members (and replace a key whose private part was sent).";
+    ProofOfPossessionInvalid = "proof-of-possession-invalid", "The proof is not a JWS by the registered key's private key over this enrollment's nonce and token hash; the message says which part failed.";
+    KeyAlreadyRegistered = "key-already-registered", "This public key is registered already (keys are unique by RFC 7638 thumbprint, revoked ones included); generate a new key.";
+    KeyLimit = "key-limit", "The user has as many active device keys as device_keys.max_keys_per_user allows; revoke one first.";
+    KeyUnknown = "key-unknown", "The assertion's kid names no registered device key.";
+    KeyRevoked = "key-revoked", "The device key has been revoked; its sessions ended with it. Enroll a new key.";
+    AssertionInvalid = "assertion-invalid", "The JWT assertion (RFC 7523) breaks a rule the message names: iss and sub must be the key id in kid, jti must be present.";
+    AssertionTooLongLived = "assertion-too-long-lived", "The assertion's exp is further away than device_keys.assertion_max_age allows; make short-lived assertions.";
+    AssertionReplayed = "assertion-replayed", "An assertion with this jti was accepted before; each is accepted once. Make a new one with a fresh jti.";
     // Rate limits
     RateLimited = "rate-limited", "Too many requests from this address or with this credential; wait for Retry-After seconds.";
     // Server side

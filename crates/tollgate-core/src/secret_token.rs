@@ -29,6 +29,9 @@ pub enum SecretKind {
     PublishRunner,
     /// A device's code in the device authorization grant (RFC 8628), polled for tokens.
     DeviceCode,
+    /// A short-lived key-enrollment token: lets a device register its public key for the
+    /// user who asked for it (`POST /v1/keys/bootstrap`), once.
+    KeyEnrollment,
 }
 
 impl SecretKind {
@@ -42,6 +45,7 @@ impl SecretKind {
             SecretKind::ApiKey => "tg_ak_",
             SecretKind::PublishRunner => "tg_pr_",
             SecretKind::DeviceCode => "tg_dc_",
+            SecretKind::KeyEnrollment => "tg_ket_",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! knows nothing about storage or HTTP: keys come in as bytes and leave as bytes.
 
 pub mod certificate;
+pub mod device_key;
 pub mod jwk;
 pub mod jws;
 pub mod keyed_hash;
@@ -76,4 +77,19 @@ pub(crate) fn b64_decode(data: &str) -> Option<Vec<u8>> {
 #[must_use]
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
+}
+
+/// A 256-bit key from a secret by PBKDF2-HMAC-SHA256 (for keys derived from passphrases).
+#[must_use]
+pub fn derive_key(secret: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    let iterations = std::num::NonZeroU32::new(iterations).unwrap_or(std::num::NonZeroU32::MIN);
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        salt,
+        secret,
+        &mut key,
+    );
+    key
 }

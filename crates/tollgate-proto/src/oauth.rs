@@ -6,10 +6,11 @@ use utoipa::ToSchema;
 /// `POST /oauth/token` form fields (application/x-www-form-urlencoded).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// `client_credentials`, `refresh_token`, `urn:ietf:params:oauth:grant-type:token-exchange`
-    /// or `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628).
+    /// `client_credentials`, `refresh_token`, `urn:ietf:params:oauth:grant-type:token-exchange`,
+    /// `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628) or
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523, a device key's assertion).
     #[schema(
-        pattern = "^(client_credentials|refresh_token|urn:ietf:params:oauth:grant-type:token-exchange|urn:ietf:params:oauth:grant-type:device_code)$"
+        pattern = "^(client_credentials|refresh_token|urn:ietf:params:oauth:grant-type:token-exchange|urn:ietf:params:oauth:grant-type:device_code|urn:ietf:params:oauth:grant-type:jwt-bearer)$"
     )]
     pub grant_type: String,
     /// Token exchange: the upstream token (from a trusted issuer).
@@ -30,6 +31,10 @@ pub struct TokenRequest {
     /// with the same `client_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_code: Option<String>,
+    /// JWT bearer grant (RFC 7523 §2.1): a JWS by a registered device key (`kid` = key id;
+    /// `iss` = `sub` = key id, `aud` = the token endpoint URL, short `exp`, unique `jti`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<String>,
     /// Token exchange: only `urn:ietf:params:oauth:token-type:access_token` (or `…:jwt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_token_type: Option<String>,

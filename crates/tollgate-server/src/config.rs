@@ -19,6 +19,8 @@ pub const EXAMPLE: &str = include_str!("config.example.toml");
 
 /// Environment variables read by the CLI rather than the server; allowed alongside config.
 const CLIENT_ENV: &[&str] = &[
+    "TOLLGATE_TOKEN_FILE",
+    "TOLLGATE_TOKEN_PASSPHRASE",
     "TOLLGATE_URL",
     "TOLLGATE_ADMIN_TOKEN",
     "TOLLGATE_CONFIG",
@@ -53,6 +55,7 @@ pub struct Config {
     pub ci: CiConfig,
     pub publish: PublishConfig,
     pub device: DeviceConfig,
+    pub device_keys: DeviceKeysConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -257,6 +260,31 @@ impl Default for DeviceConfig {
             code_ttl: Duration::from_secs(10 * 60),
             interval: Duration::from_secs(5),
             verification_path: "/device".to_owned(),
+        }
+    }
+}
+
+/// Device keys: key enrollment with proof of possession and RFC 7523 assertions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceKeysConfig {
+    /// Lifetime of a key-enrollment token (`tg_ket_…`) and its nonce.
+    #[serde(with = "humantime_serde")]
+    pub enrollment_ttl: Duration,
+    /// Active (unrevoked) device keys one user may have.
+    pub max_keys_per_user: u32,
+    /// The longest an assertion may still be valid (`exp` − now) when presented, and the
+    /// oldest its `iat` may be.
+    #[serde(with = "humantime_serde")]
+    pub assertion_max_age: Duration,
+}
+
+impl Default for DeviceKeysConfig {
+    fn default() -> Self {
+        Self {
+            enrollment_ttl: Duration::from_secs(10 * 60),
+            max_keys_per_user: 10,
+            assertion_max_age: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -547,6 +575,16 @@ impl Config {
                 "device.verification_path must be a path like `/device` (letters, digits, `/-._~`), got `{path}`"
             ));
         }
+        let k = &self.device_keys;
+        if k.enrollment_ttl < Duration::from_secs(60) || k.enrollment_ttl > Duration::from_secs(3600) {
+            return Err("device_keys.enrollment_ttl must be between 1m and 1h".into());
+        }
+        if !(1..=1000).contains(&k.max_keys_per_user) {
+            return Err("device_keys.max_keys_per_user must be between 1 and 1000".into());
+        }
+        if k.assertion_max_age < Duration::from_secs(10) || k.assertion_max_age > Duration::from_secs(3600) {
+            return Err("device_keys.assertion_max_age must be between 10s and 1h".into());
+        }
         let u = &self.upstream;
         if u.jwks_min_ttl > u.jwks_max_ttl
             || u.jwks_default_ttl < u.jwks_min_ttl
@@ -818,6 +856,29 @@ mod tests {
         )
         .expect("path");
         assert_eq!(ok.device.verification_path, "/login/device");
+    }
+
+    #[test]
+    fn device_key_settings_are_validated() {
+        let k = Config::load(None, env(&[])).expect("defaults").device_keys;
+        assert_eq!(
+            (k.enrollment_ttl, k.max_keys_per_user, k.assertion_max_age),
+            (Duration::from_secs(600), 10, Duration::from_secs(300))
+        );
+        for (key, value) in [
+            ("ENROLLMENT_TTL", "30s"),
+            ("ENROLLMENT_TTL", "2h"),
+            ("MAX_KEYS_PER_USER", "0"),
+            ("ASSERTION_MAX_AGE", "5s"),
+            ("ASSERTION_MAX_AGE", "1d"),
+        ] {
+            let var = format!("TOLLGATE_DEVICE_KEYS_{key}");
+            let err = Config::load(None, env(&[(&var, value)])).expect_err(value);
+            let named = format!("device_keys.{}", key.to_lowercase());
+            assert!(err.to_string().contains(&named), "{err}");
+        }
+        let ok = Config::load(None, env(&[("TOLLGATE_DEVICE_KEYS_MAX_KEYS_PER_USER", "3")])).expect("3");
+        assert_eq!(ok.device_keys.max_keys_per_user, 3);
     }
 
     #[test]

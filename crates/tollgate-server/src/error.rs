@@ -177,6 +177,15 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         DeviceAccessDenied => (StatusCode::BAD_REQUEST, "access_denied"),
         DeviceCodeUnknown | DeviceCodeUsed => (StatusCode::BAD_REQUEST, "invalid_grant"),
         UserCodeUnknown => (StatusCode::NOT_FOUND, "not_found"),
+        KeyEnrollmentTokenUnknown | KeyEnrollmentTokenExpired => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        KeyEnrollmentTokenUsed | KeyAlreadyRegistered | KeyLimit => (StatusCode::CONFLICT, "conflict"),
+        PublicKeyUnsupported | PublicKeyInvalid | ProofOfPossessionInvalid => {
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        }
+        // RFC 7523 §3.1: a refused assertion is `invalid_grant`.
+        KeyUnknown | KeyRevoked | AssertionInvalid | AssertionTooLongLived | AssertionReplayed => {
+            (StatusCode::BAD_REQUEST, "invalid_grant")
+        }
         RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),

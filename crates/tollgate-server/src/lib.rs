@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod device;
+pub mod device_keys;
 pub mod error;
 pub mod exchange;
 pub mod extract;

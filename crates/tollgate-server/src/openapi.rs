@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use tollgate_proto::{ErrorBody, admin, audit, ci, device, discovery, oauth, ops, orgs, registry};
+use tollgate_proto::{ErrorBody, admin, audit, ci, device, discovery, keys, oauth, ops, orgs, registry};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -41,6 +41,8 @@ use crate::routes;
         routes::builds::open, routes::builds::list_own, routes::builds::close_own, routes::builds::list_org,
         routes::builds::close_org,
         routes::device::authorize, routes::device::lookup, routes::device::approve, routes::device::deny,
+        routes::keys::bootstrap, routes::keys::register, routes::keys::mine, routes::keys::revoke_mine,
+        routes::keys::of_user, routes::keys::revoke_any,
     ),
     components(schemas(
         ErrorBody, oauth::TokenRequest, oauth::TokenResponse, oauth::TokenTypeHintRequest,
@@ -63,6 +65,7 @@ use crate::routes;
         ci::PublishSessionInfo, ci::OpenBuildSessionRequest, ci::BuildSessionInfo, ci::BuildSessionList,
         device::DeviceAuthorizationRequest, device::DeviceAuthorizationResponse, device::DeviceDecisionRequest,
         device::DeviceInfo, device::DeviceGrantInfo,
+        keys::KeyBootstrapRequest, keys::KeyBootstrapResponse, keys::KeyRegisterRequest, keys::UserKeyInfo,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -77,6 +80,7 @@ use crate::routes;
         (name = "ci", description = "CI workloads: trust policies per org, build sessions (job tokens come from POST /oauth/token, token exchange)"),
         (name = "publish", description = "The combined user + CI runner publish flow (docs/ci.md)"),
         (name = "device", description = "Device authorization (RFC 8628): a signed-in user looks up, approves or denies a device's user code (user token)"),
+        (name = "keys", description = "Device keys: enrollment with proof of possession (the device then gets tokens with RFC 7523 assertions at POST /oauth/token)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -93,6 +97,8 @@ impl Modify for Security {
         components.add_security_scheme("client", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
         // A CI runner's secret for one publish session (`tg_pr_…`), checked inside the handler.
         components.add_security_scheme("runner", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        // A key-enrollment token (`tg_ket_…`) for one device key, checked inside the handler.
+        components.add_security_scheme("ket", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(

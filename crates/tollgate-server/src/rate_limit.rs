@@ -21,7 +21,10 @@ use tollgate_core::ratelimit::Quota;
 /// Paths limited per client IP: the unauthenticated or self-authenticating endpoints.
 #[must_use]
 pub fn limited_per_ip(path: &str) -> bool {
-    path.starts_with("/oauth/") || path == "/v2/token" || path == "/v1/publish/attest"
+    path.starts_with("/oauth/")
+        || path == "/v2/token"
+        || path == "/v1/publish/attest"
+        || path == "/v1/keys/register"
 }
 
 /// An address range of `server.trusted_proxies`: `10.0.0.0/8`, `::1/128` or one address.

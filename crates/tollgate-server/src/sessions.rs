@@ -159,6 +159,13 @@ pub async fn refresh(state: &AppState, headers: &HeaderMap, form: &Form) -> Resu
         ));
     }
     check_user(state, &session).await?;
+    if let Some(reason) = crate::device_keys::session_refusal(state, &session).await? {
+        end(state, &session, reason).await?;
+        return Err(refused(
+            reason,
+            "the device key that started this session has been revoked",
+        ));
+    }
     let upstream: Option<UpstreamSubject> = serde_json::from_str(&session.upstream)
         .map_err(|e| ApiError::unavailable(&StoreError::Corrupt(format!("session {}: {e}", session.id))))?;
     let issuer_grant = check_issuer(state, &session, upstream.as_ref()).await?;
@@ -391,6 +398,25 @@ pub async fn revoke(state: &AppState, session: &SessionRecord, actor: &str) -> R
 
 /// Revokes the session a refresh token belongs to (RFC 7009); unknown tokens are ignored.
 /// A client may revoke only its own sessions (`caller_client`: `None` for administrators).
+/// Revokes the session of a refresh token presented without client credentials: only a
+/// public client's session (nothing to authenticate); others need their client.
+pub async fn revoke_public_by_token(state: &AppState, token: &str) -> Result<(), ApiError> {
+    if secret_token::check(SecretKind::RefreshToken, token).is_err() {
+        return Ok(());
+    }
+    let Some((_, _, session)) = find(state, token).await? else {
+        return Ok(());
+    };
+    if !tokens::is_public_client(&session.client_id) {
+        return Err(ApiError::new(
+            Reason::ClientAuthMissing,
+            "this session belongs to a client; authenticate as it to revoke",
+        ));
+    }
+    revoke(state, &session, &format!("public:{}", session.client_id)).await?;
+    Ok(())
+}
+
 pub async fn revoke_by_token(
     state: &AppState,
     token: &str,

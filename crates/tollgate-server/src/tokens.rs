@@ -46,11 +46,12 @@ pub fn device_client_id(client_id: &str) -> String {
     format!("device:{client_id}")
 }
 
-/// Whether `client_id` names no registered client (an unauthenticated exchange or a
-/// device grant's public client): nothing to authenticate, look up or disable.
+/// Whether `client_id` names no registered client (an unauthenticated exchange, a device
+/// grant's public client, or a device key, `key:<id>`): nothing to authenticate, look up or
+/// disable as a client.
 #[must_use]
 pub fn is_public_client(client_id: &str) -> bool {
-    client_id.starts_with("upstream:") || client_id.starts_with("device:")
+    client_id.starts_with("upstream:") || client_id.starts_with("device:") || client_id.starts_with("key:")
 }
 
 impl Subject {
@@ -223,6 +224,15 @@ pub async fn verify_live(
                 )));
             }
         }
+    }
+    // A device key's tokens end with the key.
+    if let Some(key_id) = crate::device_keys::key_of_client(&claims.client_id)
+        && !crate::device_keys::key_is_live(state, key_id).await?
+    {
+        return Ok(Err(rejected(
+            Reason::Revoked,
+            format!("device key {key_id}, which this token was issued to, has been revoked"),
+        )));
     }
     if is_public_client(&claims.client_id) {
         return Ok(Ok(claims));

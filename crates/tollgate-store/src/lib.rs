@@ -293,6 +293,32 @@ pub trait BuildSessions {
     async fn close_build_session(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
 }
 
+/// Device keys of users (public keys that authenticate with RFC 7523 assertions).
+#[async_trait]
+pub trait UserKeys {
+    /// Registers a key unless its user has `max_active` unrevoked keys already; serialized
+    /// per user, so concurrent registrations never exceed the limit. `Conflict` (nothing
+    /// written) if the id or the thumbprint is taken, or the user does not exist.
+    async fn create_user_key(&self, key: &UserKeyRecord, max_active: u32) -> Result<UserKeyCreate>;
+    async fn get_user_key(&self, id: &str) -> Result<Option<UserKeyRecord>>;
+    /// The key with this thumbprint (revoked or not).
+    async fn user_key_by_thumbprint(&self, thumbprint: &str) -> Result<Option<UserKeyRecord>>;
+    /// A user's keys, newest first.
+    async fn user_keys_of(&self, user_id: &str) -> Result<Vec<UserKeyRecord>>;
+    /// Revokes a key and, in the same transaction, the live sessions of its user whose
+    /// client id is `session_client_id` (with `reason`): the ids of the sessions it ended,
+    /// or `None` if the key does not exist or was revoked already.
+    async fn revoke_user_key(
+        &self,
+        id: &str,
+        session_client_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>>;
+    /// Records a use of the key.
+    async fn touch_user_key(&self, id: &str, now: i64) -> Result<()>;
+}
+
 /// Short-lived state: replay caches and small documents with compare-and-swap (publish
 /// sessions). Kept in the database, or in Redis when configured, so every replica sees it.
 #[async_trait]
@@ -354,6 +380,7 @@ pub trait Store:
     + Audit
     + TrustPolicies
     + BuildSessions
+    + UserKeys
     + Ephemeral
     + Send
     + Sync
@@ -376,6 +403,7 @@ impl<T> Store for T where
         + Audit
         + TrustPolicies
         + BuildSessions
+        + UserKeys
         + Ephemeral
         + Send
         + Sync

@@ -401,6 +401,40 @@ pub enum BuildSessionOpen {
     },
 }
 
+/// A device key: a public key a user registered (with proof of possession) for one of
+/// their devices, which authenticates with RFC 7523 JWT assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKeyRecord {
+    /// `uk_…`: the `kid` (and `iss`, `sub`) of the device's assertions.
+    pub id: String,
+    pub user_id: String,
+    pub device_name: String,
+    /// `EdDSA` or `ES256`.
+    pub alg: String,
+    /// The public JWK (public members only), JSON.
+    pub public_jwk: String,
+    /// RFC 7638 thumbprint; unique among all keys, revoked ones included.
+    pub thumbprint: String,
+    /// The scope of the sign-in that enrolled the key (bounds its tokens when that sign-in
+    /// had no upstream issuer).
+    pub scope: String,
+    /// The upstream subject of the enrolling sign-in, JSON (`null` when none).
+    pub upstream: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What registering a device key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKeyCreate {
+    Created,
+    /// The user already has this many active keys (the limit); nothing was written.
+    LimitReached {
+        active: u64,
+    },
+}
+
 /// A short-lived document with its version, for compare-and-swap updates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionedDoc {

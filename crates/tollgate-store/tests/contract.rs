@@ -1170,6 +1170,159 @@ async fn build_sessions_are_limited_per_owner_even_when_opened_concurrently(s: A
     );
 }
 
+fn user_key(id: &str, user_id: &str, thumbprint: &str, created_at: i64) -> tollgate_store::UserKeyRecord {
+    tollgate_store::UserKeyRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        device_name: format!("laptop {id}"),
+        alg: "EdDSA".into(),
+        public_jwk: format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{thumbprint}"}}"#),
+        thumbprint: thumbprint.into(),
+        scope: "read".into(),
+        upstream: "null".into(),
+        created_at,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+async fn user_keys_are_unique_limited_and_revoked_with_their_sessions(s: Arc<dyn Store>) {
+    use tollgate_store::UserKeyCreate;
+    s.create_user(&user("u1"), &[]).await.unwrap();
+    s.create_user(&user("u2"), &[]).await.unwrap();
+    let k1 = user_key("uk_1", "u1", "t1", 10);
+    assert_eq!(s.create_user_key(&k1, 2).await.unwrap(), UserKeyCreate::Created);
+    assert_eq!(s.get_user_key("uk_1").await.unwrap(), Some(k1.clone()));
+    assert_eq!(s.user_key_by_thumbprint("t1").await.unwrap(), Some(k1.clone()));
+    assert_eq!(s.user_key_by_thumbprint("t9").await.unwrap(), None);
+    // One thumbprint, one key: for any user.
+    assert!(matches!(
+        s.create_user_key(&user_key("uk_x", "u2", "t1", 11), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A user that does not exist has no keys.
+    assert!(matches!(
+        s.create_user_key(&user_key("uk_y", "nobody", "t8", 11), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.create_user_key(&user_key("uk_2", "u1", "t2", 20), 2)
+            .await
+            .unwrap(),
+        UserKeyCreate::Created
+    );
+    assert_eq!(
+        s.create_user_key(&user_key("uk_3", "u1", "t3", 30), 2)
+            .await
+            .unwrap(),
+        UserKeyCreate::LimitReached { active: 2 }
+    );
+    assert_eq!(s.get_user_key("uk_3").await.unwrap(), None, "nothing written");
+    let ids = |v: Vec<tollgate_store::UserKeyRecord>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.user_keys_of("u1").await.unwrap()), ["uk_2", "uk_1"]);
+    assert!(s.user_keys_of("u2").await.unwrap().is_empty());
+    s.touch_user_key("uk_1", 40).await.unwrap();
+    assert_eq!(
+        s.get_user_key("uk_1").await.unwrap().unwrap().last_used_at,
+        Some(40)
+    );
+
+    // Revoking ends the key's live sessions (by client id) of its user, and nothing else.
+    let mut by_key = session("s-key", "u1");
+    by_key.client_id = "key:uk_1".into();
+    s.create_session(&by_key, &rt(1)).await.unwrap();
+    let mut by_key_ended = session("s-key-old", "u1");
+    by_key_ended.client_id = "key:uk_1".into();
+    s.create_session(&by_key_ended, &rt(2)).await.unwrap();
+    assert!(s.revoke_session("s-key-old", "logout", 45).await.unwrap());
+    s.create_session(&session("s-browser", "u1"), &rt(3))
+        .await
+        .unwrap();
+    let mut other_user = session("s-other", "u2");
+    other_user.client_id = "key:uk_1".into();
+    s.create_session(&other_user, &rt(4)).await.unwrap();
+    assert_eq!(
+        s.revoke_user_key("uk_1", "key:uk_1", "key-revoked", 50)
+            .await
+            .unwrap(),
+        Some(vec!["s-key".to_owned()])
+    );
+    assert_eq!(
+        s.revoke_user_key("uk_1", "key:uk_1", "key-revoked", 51)
+            .await
+            .unwrap(),
+        None,
+        "revoked once"
+    );
+    assert_eq!(
+        s.revoke_user_key("uk_nope", "key:uk_nope", "key-revoked", 51)
+            .await
+            .unwrap(),
+        None
+    );
+    let ended = s.get_session("s-key").await.unwrap().unwrap();
+    assert_eq!(
+        (ended.revoked_at, ended.revoked_reason.as_deref()),
+        (Some(50), Some("key-revoked"))
+    );
+    let earlier = s.get_session("s-key-old").await.unwrap().unwrap();
+    assert_eq!(earlier.revoked_reason.as_deref(), Some("logout"));
+    assert!(
+        s.get_session("s-browser")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    assert!(
+        s.get_session("s-other")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    assert_eq!(
+        s.get_user_key("uk_1").await.unwrap().unwrap().revoked_at,
+        Some(50)
+    );
+    // A revoked key frees its place but keeps its thumbprint.
+    assert_eq!(
+        s.create_user_key(&user_key("uk_3", "u1", "t3", 60), 2)
+            .await
+            .unwrap(),
+        UserKeyCreate::Created
+    );
+    assert!(matches!(
+        s.create_user_key(&user_key("uk_4", "u2", "t1", 60), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn user_key_limit_holds_under_concurrent_registrations(s: Arc<dyn Store>) {
+    use tollgate_store::UserKeyCreate;
+    s.create_user(&user("u1"), &[]).await.unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.create_user_key(&user_key(&format!("uk_{i}"), "u1", &format!("t{i}"), 10), 3)
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            UserKeyCreate::Created => created += 1,
+            UserKeyCreate::LimitReached { active } => assert_eq!(active, 3),
+        }
+    }
+    assert_eq!(created, 3);
+    assert_eq!(s.user_keys_of("u1").await.unwrap().len(), 3);
+}
+
 /// The [`tollgate_store::Ephemeral`] rules, for the SQL backends and Redis alike.
 pub(crate) async fn ephemeral_contract(e: Arc<dyn tollgate_store::Ephemeral>) {
     let ns = format!("t{}", uuid_like());
@@ -1272,6 +1425,8 @@ contract!(
     trust_policies_round_trip_per_org_and_issuer,
     build_sessions_are_limited_per_owner_even_when_opened_concurrently,
     ephemeral_state_follows_the_contract,
+    user_keys_are_unique_limited_and_revoked_with_their_sessions,
+    user_key_limit_holds_under_concurrent_registrations,
 );
 
 /// One sequence of requests, judged the same in process and in Redis: the burst, the

@@ -168,6 +168,13 @@ async fn approval(
     auth: &DeviceAuthorization,
     org: Option<&str>,
 ) -> Result<DeviceApproval, ApiError> {
+    // A stolen device key must not be able to sign in further devices that outlive it.
+    if crate::device_keys::key_of_client(&me.claims.client_id).is_some() {
+        return Err(ApiError::new(
+            Reason::PermissionDenied,
+            "a device key's token cannot approve devices; approve from a sign-in of the user",
+        ));
+    }
     let upstream = me.claims.upstream.clone();
     let org_id = match org.or(me.claims.org.as_deref()) {
         None => None,

@@ -71,6 +71,7 @@ fn server_metadata(state: &AppState) -> impl IntoResponse + use<> {
             crate::exchange::GRANT_TYPE,
             "refresh_token",
             crate::device::GRANT_TYPE,
+            crate::device_keys::GRANT_TYPE,
         ]
         .map(str::to_owned)
         .to_vec(),

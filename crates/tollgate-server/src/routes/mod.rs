@@ -6,6 +6,7 @@ pub mod builds;
 pub mod device;
 pub mod discovery;
 pub mod issuers;
+pub mod keys;
 pub mod me;
 pub mod oauth;
 pub mod ops;
@@ -55,6 +56,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/publish/status", post(publish::status))
         .route("/v1/publish/finalize", post(publish::finalize))
         .route("/v1/publish/sessions/{id}", get(publish::get))
+        // A device registers its key with the key-enrollment token (checked inside): the
+        // user's browser session is not needed on the device.
+        .route("/v1/keys/register", post(keys::register))
         .route_layer(middleware::from_fn(authz::public));
     let guarded = Router::new()
         .route("/auth/status", get(status::auth_status))
@@ -140,6 +144,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/device", get(device::lookup))
         .route("/v1/device/approve", post(device::approve))
         .route("/v1/device/deny", post(device::deny))
+        .route("/v1/keys/bootstrap", post(keys::bootstrap))
+        .route("/v1/me/keys", get(keys::mine))
+        .route("/v1/me/keys/{id}/revoke", post(keys::revoke_mine))
+        .route("/v1/admin/users/{id}/keys", get(keys::of_user))
+        .route("/v1/admin/user-keys/{id}/revoke", post(keys::revoke_any))
         .route(
             "/internal/registry/pull-credentials",
             post(registry::pull_credentials),

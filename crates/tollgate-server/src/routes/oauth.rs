@@ -51,12 +51,16 @@ pub async fn token(State(state): State<AppState>, req: FormRequest) -> Result<Re
             crate::exchange::exchange(&state, &req.headers, &req.form).await?,
         ))),
         crate::device::GRANT_TYPE => Ok(no_store(Json(crate::device::token(&state, &req.form).await?))),
+        crate::device_keys::GRANT_TYPE => Ok(no_store(Json(
+            crate::device_keys::token(&state, &req.form).await?,
+        ))),
         other => Err(ApiError::new(
             Reason::UnsupportedGrantType,
             format!(
-                "grant_type `{other}` is not supported; use client_credentials, refresh_token, {} or {}",
+                "grant_type `{other}` is not supported; use client_credentials, refresh_token, {}, {} or {}",
                 crate::exchange::GRANT_TYPE,
-                crate::device::GRANT_TYPE
+                crate::device::GRANT_TYPE,
+                crate::device_keys::GRANT_TYPE
             ),
         )),
     }
@@ -208,6 +212,19 @@ pub async fn introspect(State(state): State<AppState>, req: FormRequest) -> Resu
     )
 )]
 pub async fn revoke(State(state): State<AppState>, req: FormRequest) -> Result<Response, ApiError> {
+    // Public clients (a CLI signed in by device flow, a browser) have no credentials: a
+    // refresh token of theirs is revoked on its own say-so (RFC 7009 §2.1 asks credentials of
+    // confidential clients only).
+    let anonymous =
+        presented_client(&req.headers, &req.form)?.is_none() && bearer_token(&req.headers).is_none();
+    if anonymous
+        && let Some(token) = req.form.one("token")?
+        && token.starts_with(tollgate_core::secret_token::SecretKind::RefreshToken.prefix())
+    {
+        req.form.one("token_type_hint")?;
+        crate::sessions::revoke_public_by_token(&state, token).await?;
+        return Ok(no_store(()));
+    }
     let caller = caller(&state, &req.headers, &req.form).await?;
     let token = req.form.required("token")?;
     req.form.one("token_type_hint")?;

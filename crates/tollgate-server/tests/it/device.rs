@@ -498,3 +498,23 @@ async fn on_redis_polling_approval_and_single_use_hold_alike() {
         pair("access_denied", "device-access-denied")
     );
 }
+
+/// A device (a public client) ends its session by revoking its refresh token without
+/// credentials (RFC 7009 asks credentials of confidential clients only).
+#[tokio::test]
+async fn a_device_revokes_its_own_refresh_token_without_credentials() {
+    let w = world().await;
+    let app = &w.app;
+    let (_, as_alice) = alice_in_acme(&w).await;
+    let a = app.client.device_authorization(CLI, None, None).await.unwrap();
+    as_alice.device_approve(&a.user_code, None).await.unwrap();
+    let tokens = app.client.device_token(&a.device_code, CLI).await.unwrap();
+    let refresh = tokens.refresh_token.expect("a session");
+    app.client.revoke_refresh_token(&refresh).await.unwrap();
+    assert_eq!(
+        codes(app.client.refresh(&refresh, None, None).await),
+        pair("invalid_grant", "session-revoked")
+    );
+    // Unknown tokens answer 200 as RFC 7009 says.
+    app.client.revoke_refresh_token("tg_rt_nothing").await.unwrap();
+}

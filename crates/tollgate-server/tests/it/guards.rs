@@ -27,9 +27,12 @@ const PUBLIC: &[&str] = &[
 ];
 
 /// Whether an operation is open by route and authenticates inside: OAuth clients (HTTP
-/// Basic, RFC 6749) and publish runners (the session's runner secret).
+/// Basic, RFC 6749), publish runners (the session's runner secret) and devices registering
+/// a key (the key-enrollment token).
 fn authenticates_inside(schemes: &[String]) -> bool {
-    schemes.iter().any(|s| s == "client" || s == "runner")
+    schemes
+        .iter()
+        .any(|s| s == "client" || s == "runner" || s == "ket")
 }
 
 fn decision(resp: &reqwest::Response) -> String {

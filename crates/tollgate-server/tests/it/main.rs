@@ -15,6 +15,7 @@ mod admin;
 mod audit;
 mod ci;
 mod device;
+mod device_keys;
 mod discovery;
 mod federation;
 mod guards;

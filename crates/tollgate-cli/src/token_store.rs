@@ -1,0 +1,246 @@
+//! Where `tollgate login` keeps the refresh token: a file only its owner can read (mode
+//! 0600, directory 0700), sealed with AES-256-GCM under a key derived by PBKDF2 from
+//! `TOLLGATE_TOKEN_PASSPHRASE` or, without one, from this machine's id. The machine key
+//! only keeps a copied file useless elsewhere; the passphrase also protects it from other
+//! programs of the same user.
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tollgate_crypto::MasterKey;
+
+/// PBKDF2 rounds for a passphrase (OWASP's figure for PBKDF2-HMAC-SHA256).
+const PASSPHRASE_ROUNDS: u32 = 600_000;
+/// The machine id is random already; stretching it adds nothing.
+const MACHINE_ROUNDS: u32 = 1;
+const PASSPHRASE_ENV: &str = "TOLLGATE_TOKEN_PASSPHRASE";
+
+/// What is kept of a sign-in.
+#[derive(Debug)]
+pub struct Login {
+    pub server: String,
+    pub client_id: String,
+    pub refresh_token: SecretString,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct File {
+    version: u32,
+    server: String,
+    client_id: String,
+    /// `passphrase` or `machine`.
+    key_source: String,
+    rounds: u32,
+    salt: String,
+    sealed: String,
+}
+
+/// The default file: `$XDG_CONFIG_HOME/tollgate/credentials.json` (or `~/.config/…`).
+pub fn default_path() -> anyhow::Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set; pass --token-file")?)
+            .join(".config"),
+    };
+    Ok(base.join("tollgate").join("credentials.json"))
+}
+
+fn secret(source: &str) -> anyhow::Result<Vec<u8>> {
+    match source {
+        "passphrase" => std::env::var(PASSPHRASE_ENV)
+            .map(String::into_bytes)
+            .with_context(|| format!("this token file is sealed with a passphrase: set {PASSPHRASE_ENV}")),
+        _ => {
+            let id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+                .iter()
+                .find_map(|p| std::fs::read_to_string(p).ok())
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .with_context(|| format!("no machine id to derive a key from: set {PASSPHRASE_ENV}"))?;
+            let home = std::env::var("HOME").unwrap_or_default();
+            Ok(format!("tollgate-machine:{id}:{home}").into_bytes())
+        }
+    }
+}
+
+fn key(source: &str, salt: &[u8], rounds: u32) -> anyhow::Result<MasterKey> {
+    Ok(MasterKey::from_bytes(tollgate_crypto::derive_key(
+        &secret(source)?,
+        salt,
+        rounds,
+    )))
+}
+
+fn context(server: &str, client_id: &str) -> String {
+    format!("tollgate-cli-login:{server}:{client_id}")
+}
+
+/// Seals and writes `login` to `path` (atomically: a temporary file renamed over it).
+pub fn save(path: &Path, login: &Login) -> anyhow::Result<()> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let passphrase = std::env::var_os(PASSPHRASE_ENV).is_some_and(|v| !v.is_empty());
+    let (source, rounds) = if passphrase {
+        ("passphrase", PASSPHRASE_ROUNDS)
+    } else {
+        ("machine", MACHINE_ROUNDS)
+    };
+    let mut salt = [0u8; 16];
+    tollgate_crypto::random_bytes(&mut salt);
+    let sealed = key(source, &salt, rounds)?.seal(
+        &context(&login.server, &login.client_id),
+        login.refresh_token.expose_secret().as_bytes(),
+    );
+    let file = File {
+        version: 1,
+        server: login.server.clone(),
+        client_id: login.client_id.clone(),
+        key_source: source.to_owned(),
+        rounds,
+        salt: b64.encode(salt),
+        sealed: b64.encode(sealed),
+    };
+    let dir = path.parent().context("the token file needs a directory")?;
+    create_private_dir(dir)?;
+    let tmp = dir.join(format!(".credentials.{}.tmp", std::process::id()));
+    write_private(&tmp, serde_json::to_vec_pretty(&file)?.as_slice())?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads and opens the login at `path`; `None` if there is none.
+pub fn load(path: &Path) -> anyhow::Result<Option<Login>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    check_private(path)?;
+    let file: File = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a tollgate token file", path.display()))?;
+    if file.version != 1 {
+        bail!(
+            "{}: token file version {} is not known; sign in again",
+            path.display(),
+            file.version
+        );
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let salt = b64.decode(&file.salt).context("token file: salt")?;
+    let sealed = b64.decode(&file.sealed).context("token file: sealed token")?;
+    let plain = key(&file.key_source, &salt, file.rounds)?
+        .open(&context(&file.server, &file.client_id), &sealed)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} cannot be opened here (another machine, or another passphrase); sign in again",
+                path.display()
+            )
+        })?;
+    Ok(Some(Login {
+        server: file.server,
+        client_id: file.client_id,
+        refresh_token: SecretString::from(String::from_utf8(plain).context("token file: not UTF-8")?),
+    }))
+}
+
+/// Removes the file; fine if there is none.
+pub fn remove(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Refuses a token file others can read or write (like ssh does with keys).
+#[cfg(unix)]
+fn check_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is accessible by others (mode {:o}); run `chmod 600` on it or sign in again",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_login_opens_again_and_is_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub").join("credentials.json");
+        let login = Login {
+            server: "http://127.0.0.1:1".into(),
+            client_id: "tollgate-cli".into(),
+            refresh_token: SecretString::from("tg_rt_secret".to_owned()),
+        };
+        save(&path, &login).expect("save");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(!text.contains("tg_rt_secret"), "sealed, not stored in the clear");
+        let back = load(&path).expect("load").expect("present");
+        assert_eq!(back.refresh_token.expose_secret(), "tg_rt_secret");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            assert!(
+                load(&path)
+                    .expect_err("too open")
+                    .to_string()
+                    .contains("chmod 600")
+            );
+        }
+        remove(&path).expect("remove");
+        assert!(load(&path).expect("no file").is_none());
+    }
+}
