@@ -30,7 +30,7 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn path(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn path(&self) -> anyhow::Result<PathBuf> {
         match (self.token_store, &self.token_file) {
             (TokenStoreKind::File, Some(p)) => Ok(p.clone()),
             (TokenStoreKind::File, None) => token_store::default_path(),
@@ -52,6 +52,9 @@ pub struct LoginArgs {
     /// Do not try to open a browser.
     #[arg(long)]
     no_browser: bool,
+    /// Sign in with a device key from `tollgate key add` instead of a code to approve.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
     /// Give up after this long (at most the code's own lifetime).
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -63,6 +66,9 @@ pub struct LoginArgs {
 /// can, polls at the server's interval (growing by 5 s on every `slow-down`) and keeps
 /// the refresh token.
 pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    if let Some(key_file) = &args.key_file {
+        return crate::device_key::login_with_key(key_file, &args.store).await;
+    }
     let path = args.store.path()?;
     let client = Client::new(&args.server)?;
     let auth = client
@@ -143,7 +149,7 @@ fn open_browser(url: &str) {
 }
 
 /// The stored session, ready to refresh; every rotation is written back to the file.
-fn session(store: &StoreArgs) -> anyhow::Result<(UserSession, Login)> {
+pub(crate) fn session(store: &StoreArgs) -> anyhow::Result<(UserSession, Login)> {
     let path = store.path()?;
     let login = token_store::load(&path)?.context("not signed in; run `tollgate login`")?;
     let (server, client_id) = (login.server.clone(), login.client_id.clone());

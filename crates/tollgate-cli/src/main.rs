@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod debug;
+mod device_key;
 mod login;
 mod org;
 mod publish;
@@ -110,6 +111,18 @@ enum Command {
     Token(login::StoreArgs),
     /// End the stored sign-in at the server and forget it.
     Logout(login::StoreArgs),
+    /// This device's key: enroll one (`add`) to sign in later with `login --key-file`.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Enroll a new Ed25519 key for this device as the signed-in user (proof of
+    /// possession); the private key stays in a sealed file of mode 0600.
+    Add(device_key::KeyAddArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +165,9 @@ async fn main() -> ExitCode {
         Command::Whoami(store) => login::whoami(&store).await,
         Command::Token(store) => login::token(&store).await,
         Command::Logout(store) => login::logout(&store).await,
+        Command::Key {
+            command: KeyCommand::Add(args),
+        } => device_key::add(args).await,
         Command::Registry { remote, command } => match admin::client(&remote) {
             Ok(c) => registry::run(&c, command).await,
             Err(e) => Err(e),

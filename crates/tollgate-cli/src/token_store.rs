@@ -79,6 +79,28 @@ fn context(server: &str, client_id: &str) -> String {
 
 /// Seals and writes `login` to `path` (atomically: a temporary file renamed over it).
 pub fn save(path: &Path, login: &Login) -> anyhow::Result<()> {
+    save_secret(
+        path,
+        &login.server,
+        &login.client_id,
+        login.refresh_token.expose_secret().as_bytes(),
+    )
+}
+
+/// Reads and opens the login at `path`; `None` if there is none.
+pub fn load(path: &Path) -> anyhow::Result<Option<Login>> {
+    let Some((server, client_id, plain)) = load_secret(path)? else {
+        return Ok(None);
+    };
+    Ok(Some(Login {
+        server,
+        client_id,
+        refresh_token: SecretString::from(String::from_utf8(plain).context("token file: not UTF-8")?),
+    }))
+}
+
+/// Seals `secret` for `server` under `label` (a client id, a key id) into `path`.
+pub fn save_secret(path: &Path, server: &str, label: &str, secret: &[u8]) -> anyhow::Result<()> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let passphrase = std::env::var_os(PASSPHRASE_ENV).is_some_and(|v| !v.is_empty());
     let (source, rounds) = if passphrase {
@@ -88,29 +110,26 @@ pub fn save(path: &Path, login: &Login) -> anyhow::Result<()> {
     };
     let mut salt = [0u8; 16];
     tollgate_crypto::random_bytes(&mut salt);
-    let sealed = key(source, &salt, rounds)?.seal(
-        &context(&login.server, &login.client_id),
-        login.refresh_token.expose_secret().as_bytes(),
-    );
+    let sealed = key(source, &salt, rounds)?.seal(&context(server, label), secret);
     let file = File {
         version: 1,
-        server: login.server.clone(),
-        client_id: login.client_id.clone(),
+        server: server.to_owned(),
+        client_id: label.to_owned(),
         key_source: source.to_owned(),
         rounds,
         salt: b64.encode(salt),
         sealed: b64.encode(sealed),
     };
-    let dir = path.parent().context("the token file needs a directory")?;
+    let dir = path.parent().context("the file needs a directory")?;
     create_private_dir(dir)?;
-    let tmp = dir.join(format!(".credentials.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".tollgate.{}.tmp", std::process::id()));
     write_private(&tmp, serde_json::to_vec_pretty(&file)?.as_slice())?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
-/// Reads and opens the login at `path`; `None` if there is none.
-pub fn load(path: &Path) -> anyhow::Result<Option<Login>> {
+/// Opens what [`save_secret`] wrote: server, label and the secret; `None` if no file.
+pub fn load_secret(path: &Path) -> anyhow::Result<Option<(String, String, Vec<u8>)>> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -118,30 +137,24 @@ pub fn load(path: &Path) -> anyhow::Result<Option<Login>> {
     };
     check_private(path)?;
     let file: File = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a tollgate token file", path.display()))?;
+        .with_context(|| format!("{} is not a tollgate credentials file", path.display()))?;
     if file.version != 1 {
-        bail!(
-            "{}: token file version {} is not known; sign in again",
-            path.display(),
-            file.version
-        );
+        bail!("{}: file version {} is not known", path.display(), file.version);
     }
     let b64 = base64::engine::general_purpose::STANDARD;
-    let salt = b64.decode(&file.salt).context("token file: salt")?;
-    let sealed = b64.decode(&file.sealed).context("token file: sealed token")?;
+    let salt = b64.decode(&file.salt).context("credentials file: salt")?;
+    let sealed = b64
+        .decode(&file.sealed)
+        .context("credentials file: sealed part")?;
     let plain = key(&file.key_source, &salt, file.rounds)?
         .open(&context(&file.server, &file.client_id), &sealed)
         .map_err(|_| {
             anyhow::anyhow!(
-                "{} cannot be opened here (another machine, or another passphrase); sign in again",
+                "{} cannot be opened here (another machine, or another passphrase)",
                 path.display()
             )
         })?;
-    Ok(Some(Login {
-        server: file.server,
-        client_id: file.client_id,
-        refresh_token: SecretString::from(String::from_utf8(plain).context("token file: not UTF-8")?),
-    }))
+    Ok(Some((file.server, file.client_id, plain)))
 }
 
 /// Removes the file; fine if there is none.

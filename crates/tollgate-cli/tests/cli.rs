@@ -1222,8 +1222,34 @@ fn login_whoami_token_logout_with_the_file_store() {
     let token = server.ok(&[], &[&["token"], &store[..]].concat());
     assert_eq!(rt.block_on(sdk.auth_status(token.trim())).unwrap().sub, carol_sub);
 
+    // A device key, enrolled from this sign-in, signs in again without a code.
+    let key_file = dir.path().join("cfg").join("laptop-key.json");
+    let key_args = [
+        "key",
+        "add",
+        "--device",
+        "laptop",
+        "--key-file",
+        key_file.to_str().unwrap(),
+    ];
+    server.ok(&[], &[&key_args[..], &store[..]].concat());
+    let sealed_key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!sealed_key.contains("PRIVATE"), "the private key is sealed");
+
     server.ok(&[], &[&["logout"], &store[..]].concat());
     assert!(!creds.exists(), "logout forgets the sign-in");
     let (_, err) = server.refused(&[], &[&["whoami"], &store[..]].concat());
     assert!(err.contains("tollgate login"), "{err}");
+
+    let key_login = [
+        "login",
+        "--server",
+        &server.url,
+        "--key-file",
+        key_file.to_str().unwrap(),
+    ];
+    server.ok(&[], &[&key_login[..], &store[..]].concat());
+    let again: serde_json::Value =
+        serde_json::from_str(&server.ok(&[], &[&["whoami"], &store[..]].concat())).unwrap();
+    assert_eq!(again["sub"], carol_sub.as_str());
 }
