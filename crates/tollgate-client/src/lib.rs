@@ -4,6 +4,7 @@
 mod audit;
 mod ci;
 mod device;
+mod invites;
 mod keys;
 mod orgs;
 mod registry;

@@ -135,6 +135,12 @@ reasons! {
     AssertionInvalid = "assertion-invalid", "The JWT assertion (RFC 7523) breaks a rule the message names: iss and sub must be the key id in kid, jti must be present.";
     AssertionTooLongLived = "assertion-too-long-lived", "The assertion's exp is further away than device_keys.assertion_max_age allows; make short-lived assertions.";
     AssertionReplayed = "assertion-replayed", "An assertion with this jti was accepted before; each is accepted once. Make a new one with a fresh jti.";
+    // Invites
+    InviteUnknown = "invite-unknown", "The invite token (tg_inv_…) is not one tollgate issued, or was mistyped; ask the org admin for a new invite.";
+    InviteExpired = "invite-expired", "The invite expired before it was redeemed; ask the org admin for a new one.";
+    InviteRedeemed = "invite-redeemed", "The invite was redeemed already; each is redeemed once. Sign in as usual.";
+    InviteRevoked = "invite-revoked", "An org admin revoked the invite; ask them for a new one.";
+    InviteEmailMismatch = "invite-email-mismatch", "The upstream identity's email is not the address the invite was sent to; sign in with that address.";
     // Rate limits
     RateLimited = "rate-limited", "Too many requests from this address or with this credential; wait for Retry-After seconds.";
     // Server side

@@ -32,6 +32,8 @@ pub enum SecretKind {
     /// A short-lived key-enrollment token: lets a device register its public key for the
     /// user who asked for it (`POST /v1/keys/bootstrap`), once.
     KeyEnrollment,
+    /// An invite into an org (`GET /verify?token=…`), redeemed once.
+    Invite,
 }
 
 impl SecretKind {
@@ -46,6 +48,7 @@ impl SecretKind {
             SecretKind::PublishRunner => "tg_pr_",
             SecretKind::DeviceCode => "tg_dc_",
             SecretKind::KeyEnrollment => "tg_ket_",
+            SecretKind::Invite => "tg_inv_",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod ci;
 pub mod device;
 pub mod discovery;
+pub mod invites;
 pub mod keys;
 pub mod oauth;
 pub mod ops;

@@ -56,6 +56,8 @@ pub struct Config {
     pub publish: PublishConfig,
     pub device: DeviceConfig,
     pub device_keys: DeviceKeysConfig,
+    pub mail: MailConfig,
+    pub invites: InvitesConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -285,6 +287,46 @@ impl Default for DeviceKeysConfig {
             enrollment_ttl: Duration::from_secs(10 * 60),
             max_keys_per_user: 10,
             assertion_max_age: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Outgoing email (invites).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// `smtp://user:pass@host:587` (STARTTLS required; plain only for loopback hosts) or
+    /// `smtps://user:pass@host:465` (implicit TLS). Empty: write `.eml` files to the outbox.
+    pub smtp_url: String,
+    /// The `From` of every message.
+    pub sender: String,
+    /// Where messages go without SMTP; empty = `<data_dir>/outbox`.
+    pub outbox_dir: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: String::new(),
+            sender: "tollgate <tollgate@localhost>".to_owned(),
+            outbox_dir: String::new(),
+        }
+    }
+}
+
+/// Invites of email addresses into orgs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvitesConfig {
+    /// The longest (and default) lifetime of an invite.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for InvitesConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -584,6 +626,20 @@ impl Config {
         }
         if k.assertion_max_age < Duration::from_secs(10) || k.assertion_max_age > Duration::from_secs(3600) {
             return Err("device_keys.assertion_max_age must be between 10s and 1h".into());
+        }
+        if self.invites.ttl < Duration::from_secs(60)
+            || self.invites.ttl > Duration::from_secs(90 * 24 * 3600)
+        {
+            return Err("invites.ttl must be between 1m and 90d".into());
+        }
+        if !self.mail.smtp_url.is_empty() {
+            crate::mail::parse_smtp_url(&self.mail.smtp_url).map_err(|e| format!("mail.smtp_url: {e}"))?;
+        }
+        if self.mail.sender.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(format!(
+                "mail.sender must be an address like `tollgate <tollgate@example.com>`, got `{}`",
+                self.mail.sender
+            ));
         }
         let u = &self.upstream;
         if u.jwks_min_ttl > u.jwks_max_ttl

@@ -12,7 +12,7 @@ use crate::audit::AuditEvent;
 use crate::error::ApiError;
 use crate::extract::form::Form;
 use crate::state::AppState;
-use crate::tokens::{self, Subject};
+use crate::tokens;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -334,33 +334,17 @@ async fn issue(
         ttl: state.config.tokens.access_ttl,
     };
     let client_id = tokens::device_client_id(&auth.client_id);
-    let subject = Subject {
-        sub: user.id.clone(),
-        client_id: client_id.clone(),
-        upstream: approval.upstream.clone(),
-        act: None,
-        user_ver: Some(user.user_ver),
-        org: active.as_ref().map(|a| a.org.id.clone()),
-        roles: active.map(|a| a.roles).unwrap_or_default(),
-        ci: None,
-    };
-    let issued = tokens::issue(state, subject, &grant)?;
+    let (issued, refresh_token) = crate::sessions::sign_in_user(
+        state,
+        &user,
+        &client_id,
+        approval.upstream.clone(),
+        active,
+        &grant,
+        approval.refresh,
+    )
+    .await?;
     let c = &issued.claims;
-    let refresh_token = if approval.refresh {
-        Some(
-            crate::sessions::start(
-                state,
-                &user,
-                &client_id,
-                &grant,
-                approval.upstream.as_ref(),
-                c.org.as_deref(),
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
     let detail = json!({
         "client_id": auth.client_id, "user": c.sub, "aud": c.aud, "scope": c.scope, "roles": c.roles,
         "exp": c.exp, "refresh_token": refresh_token.is_some(),
@@ -370,12 +354,5 @@ async fn issue(
         .detail(detail);
     ev.org_id.clone_from(&c.org);
     crate::audit::record_event(state, ev).await?;
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer".to_owned(),
-        expires_in: grant.ttl.as_secs(),
-        scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
-        refresh_token,
-        issued_token_type: None,
-    })
+    Ok(crate::sessions::token_response(issued, &grant, refresh_token))
 }

@@ -28,7 +28,6 @@ use crate::error::ApiError;
 use crate::extract::bearer::bearer_token;
 use crate::extract::form::Form;
 use crate::state::AppState;
-use crate::tokens::{self, Subject};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -816,33 +815,9 @@ async fn grant(
             "an assertion with this jti was accepted before; make a new one",
         ));
     }
-    let subject = Subject {
-        sub: user.id.clone(),
-        client_id: client_id.clone(),
-        upstream: upstream.clone(),
-        act: None,
-        user_ver: Some(user.user_ver),
-        org: active.as_ref().map(|a| a.org.id.clone()),
-        roles: active.map(|a| a.roles).unwrap_or_default(),
-        ci: None,
-    };
-    let issued = tokens::issue(state, subject, &grant)?;
+    let (issued, refresh_token) =
+        crate::sessions::sign_in_user(state, &user, &client_id, upstream, active, &grant, refresh).await?;
     let c = &issued.claims;
-    let refresh_token = if refresh {
-        Some(
-            crate::sessions::start(
-                state,
-                &user,
-                &client_id,
-                &grant,
-                upstream.as_ref(),
-                c.org.as_deref(),
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
     state.store.touch_user_key(&key.id, now.0).await?;
     let detail = json!({
         "user": c.sub, "device_name": key.device_name, "aud": c.aud, "scope": c.scope,
@@ -853,14 +828,7 @@ async fn grant(
         .credential(&c.jti)
         .detail(detail);
     event.org_id.clone_from(&c.org);
-    let resp = TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer".to_owned(),
-        expires_in: grant.ttl.as_secs(),
-        scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
-        refresh_token,
-        issued_token_type: None,
-    };
+    let resp = crate::sessions::token_response(issued, &grant, refresh_token);
     Ok((resp, event))
 }
 

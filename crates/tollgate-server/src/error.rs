@@ -186,6 +186,10 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         KeyUnknown | KeyRevoked | AssertionInvalid | AssertionTooLongLived | AssertionReplayed => {
             (StatusCode::BAD_REQUEST, "invalid_grant")
         }
+        InviteUnknown => (StatusCode::NOT_FOUND, "not_found"),
+        InviteExpired | InviteRevoked => (StatusCode::GONE, "expired"),
+        InviteRedeemed => (StatusCode::CONFLICT, "conflict"),
+        InviteEmailMismatch => (StatusCode::FORBIDDEN, "access_denied"),
         RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),

@@ -21,6 +21,7 @@ pub mod exchange;
 pub mod extract;
 pub mod hashing;
 pub mod keyring;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod orgs;

@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use tollgate_proto::{ErrorBody, admin, audit, ci, device, discovery, keys, oauth, ops, orgs, registry};
+use tollgate_proto::{
+    ErrorBody, admin, audit, ci, device, discovery, invites, keys, oauth, ops, orgs, registry,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -43,6 +45,8 @@ use crate::routes;
         routes::device::authorize, routes::device::lookup, routes::device::approve, routes::device::deny,
         routes::keys::bootstrap, routes::keys::register, routes::keys::mine, routes::keys::revoke_mine,
         routes::keys::of_user, routes::keys::revoke_any,
+        routes::invites::create, routes::invites::list, routes::invites::revoke, routes::invites::redeem,
+        routes::invites::verify_page,
     ),
     components(schemas(
         ErrorBody, oauth::TokenRequest, oauth::TokenResponse, oauth::TokenTypeHintRequest,
@@ -66,6 +70,8 @@ use crate::routes;
         device::DeviceAuthorizationRequest, device::DeviceAuthorizationResponse, device::DeviceDecisionRequest,
         device::DeviceInfo, device::DeviceGrantInfo,
         keys::KeyBootstrapRequest, keys::KeyBootstrapResponse, keys::KeyRegisterRequest, keys::UserKeyInfo,
+        invites::CreateInviteRequest, invites::EmailStatus, invites::CreatedInvite, invites::InviteInfo,
+        invites::RedeemInviteRequest, invites::RedeemedInvite,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -75,6 +81,7 @@ use crate::routes;
         (name = "admin", description = "Administration (admin bearer token)"),
         (name = "issuers", description = "Trusted upstream issuers and token diagnostics (admin bearer token)"),
         (name = "orgs", description = "Orgs, members, roles, org service accounts, sessions and audit (user token with the org's permissions, or admin token)"),
+        (name = "invites", description = "Invites into orgs by email: create, list, revoke (org members:write / members:read), redeem with an upstream token, and the invite link's page"),
         (name = "me", description = "The calling user's own profile and sessions (user token)"),
         (name = "registry", description = "Container registry token server (distribution token authentication), pull credentials, API keys"),
         (name = "ci", description = "CI workloads: trust policies per org, build sessions (job tokens come from POST /oauth/token, token exchange)"),

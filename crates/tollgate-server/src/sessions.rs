@@ -35,6 +35,55 @@ fn mint(state: &AppState) -> (String, SecretHash) {
 
 /// Starts a session for `user` with what the first access token carried; returns its
 /// first refresh token (shown once, stored only as a keyed hash).
+/// Signs a local user's access token for `client_id`, acting in `active` (the org and the
+/// user's roles there), and, with `with_session`, starts a session with a rotating refresh
+/// token: how a device approval and a device key hand a user their tokens.
+pub async fn sign_in_user(
+    state: &AppState,
+    user: &UserRecord,
+    client_id: &str,
+    upstream: Option<UpstreamSubject>,
+    active: Option<crate::orgs::ActiveOrg>,
+    grant: &Grant,
+    with_session: bool,
+) -> Result<(tokens::IssuedToken, Option<String>), ApiError> {
+    let subject = Subject {
+        sub: user.id.clone(),
+        client_id: client_id.to_owned(),
+        upstream: upstream.clone(),
+        act: None,
+        user_ver: Some(user.user_ver),
+        org: active.as_ref().map(|a| a.org.id.clone()),
+        roles: active.map(|a| a.roles).unwrap_or_default(),
+        ci: None,
+    };
+    let issued = tokens::issue(state, subject, grant)?;
+    let refresh_token = if with_session {
+        let org = issued.claims.org.as_deref();
+        Some(start(state, user, client_id, grant, upstream.as_ref(), org).await?)
+    } else {
+        None
+    };
+    Ok((issued, refresh_token))
+}
+
+/// The token endpoint's answer for `issued` under `grant`.
+#[must_use]
+pub fn token_response(
+    issued: tokens::IssuedToken,
+    grant: &Grant,
+    refresh_token: Option<String>,
+) -> TokenResponse {
+    TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer".to_owned(),
+        expires_in: grant.ttl.as_secs(),
+        scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
+        refresh_token,
+        issued_token_type: None,
+    }
+}
+
 pub async fn start(
     state: &AppState,
     user: &UserRecord,

@@ -319,6 +319,25 @@ pub trait UserKeys {
     async fn touch_user_key(&self, id: &str, now: i64) -> Result<()>;
 }
 
+/// Invites into orgs, found by the keyed hash of their token.
+#[async_trait]
+pub trait Invites {
+    /// `Conflict` if the id or the hash is taken, or the org does not exist.
+    async fn create_invite(&self, invite: &InviteRecord) -> Result<()>;
+    async fn get_invite(&self, id: &str) -> Result<Option<InviteRecord>>;
+    async fn find_invite(&self, hash: &SecretHash) -> Result<Option<InviteRecord>>;
+    /// An org's invites, newest first.
+    async fn invites_of(&self, org_id: &str) -> Result<Vec<InviteRecord>>;
+    /// Revokes an invite that is neither redeemed nor revoked; false otherwise.
+    async fn revoke_invite(&self, id: &str, now: i64) -> Result<bool>;
+    /// Marks the invite redeemed by `user_id` if it is unredeemed, unrevoked and unexpired at
+    /// `now`, and in the same transaction records that the user's email was verified at
+    /// `now`: of concurrent redemptions exactly one returns true.
+    async fn redeem_invite(&self, id: &str, user_id: &str, now: i64) -> Result<bool>;
+    /// When the user's email was last verified (`None` if never, or no such user).
+    async fn email_verified_at(&self, user_id: &str) -> Result<Option<i64>>;
+}
+
 /// Short-lived state: replay caches and small documents with compare-and-swap (publish
 /// sessions). Kept in the database, or in Redis when configured, so every replica sees it.
 #[async_trait]
@@ -381,6 +400,7 @@ pub trait Store:
     + TrustPolicies
     + BuildSessions
     + UserKeys
+    + Invites
     + Ephemeral
     + Send
     + Sync
@@ -404,6 +424,7 @@ impl<T> Store for T where
         + TrustPolicies
         + BuildSessions
         + UserKeys
+        + Invites
         + Ephemeral
         + Send
         + Sync

@@ -441,3 +441,23 @@ pub struct VersionedDoc {
     pub ver: i64,
     pub doc: String,
 }
+
+/// An invite of an email address into an org with roles; the token is kept only as a keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// `inv_…`
+    pub id: String,
+    pub org_id: String,
+    /// As entered by the inviter; compared case-insensitively.
+    pub email: String,
+    pub roles: Vec<String>,
+    pub secret: SecretHash,
+    /// Who created it (a user id or another principal).
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub redeemed_at: Option<i64>,
+    /// The user who redeemed it.
+    pub redeemed_by: Option<String>,
+    pub revoked_at: Option<i64>,
+}

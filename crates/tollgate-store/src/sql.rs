@@ -3,6 +3,7 @@
 //! both; only connecting and the migrations differ.
 
 mod ci;
+mod invites;
 mod keys;
 mod orgs;
 mod registry;

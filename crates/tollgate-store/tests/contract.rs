@@ -1021,6 +1021,118 @@ async fn pull_credentials_and_api_keys(s: Arc<dyn Store>) {
     assert_eq!(s.list_api_keys().await.unwrap()[0].revoked_at, Some(5));
 }
 
+fn invite(id: &str, org_id: &str, hash: u8, expires_at: i64) -> tollgate_store::InviteRecord {
+    tollgate_store::InviteRecord {
+        id: id.into(),
+        org_id: org_id.into(),
+        email: "Ann@Example.com".into(),
+        roles: vec!["developer".into(), "viewer".into()],
+        secret: SecretHash {
+            version: 1,
+            hash: vec![hash; 32],
+        },
+        created_by: "usr_admin".into(),
+        created_at: 10,
+        expires_at,
+        redeemed_at: None,
+        redeemed_by: None,
+        revoked_at: None,
+    }
+}
+
+async fn invites_redeem_once_and_revoke(s: Arc<dyn Store>) {
+    s.create_org(&org("org_a"), None).await.unwrap();
+    s.create_user(&user("u1"), &[]).await.unwrap();
+    let a = invite("inv_a", "org_a", 1, 100);
+    s.create_invite(&a).await.unwrap();
+    assert!(
+        matches!(
+            s.create_invite(&invite("inv_b", "org_a", 1, 100)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "hash is unique"
+    );
+    assert!(
+        matches!(
+            s.create_invite(&invite("inv_c", "org_nope", 3, 100)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "org must exist"
+    );
+    assert_eq!(s.get_invite("inv_a").await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        s.find_invite(&SecretHash {
+            version: 1,
+            hash: vec![1; 32]
+        })
+        .await
+        .unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        s.find_invite(&SecretHash {
+            version: 2,
+            hash: vec![1; 32]
+        })
+        .await
+        .unwrap(),
+        None
+    );
+    assert_eq!(s.email_verified_at("u1").await.unwrap(), None);
+
+    // Expired: not redeemable.
+    assert!(!s.redeem_invite("inv_a", "u1", 100).await.unwrap());
+    assert!(s.redeem_invite("inv_a", "u1", 50).await.unwrap());
+    assert!(!s.redeem_invite("inv_a", "u1", 51).await.unwrap(), "once");
+    assert!(
+        !s.revoke_invite("inv_a", 52).await.unwrap(),
+        "a redeemed invite is not revoked"
+    );
+    let got = s.get_invite("inv_a").await.unwrap().unwrap();
+    assert_eq!(
+        (got.redeemed_at, got.redeemed_by.as_deref(), got.revoked_at),
+        (Some(50), Some("u1"), None)
+    );
+    assert_eq!(s.email_verified_at("u1").await.unwrap(), Some(50));
+
+    let mut b = invite("inv_b", "org_a", 2, 100);
+    b.created_at = 20;
+    s.create_invite(&b).await.unwrap();
+    assert!(s.revoke_invite("inv_b", 30).await.unwrap());
+    assert!(!s.revoke_invite("inv_b", 31).await.unwrap());
+    assert!(
+        !s.redeem_invite("inv_b", "u1", 40).await.unwrap(),
+        "a revoked invite is not redeemed"
+    );
+    let ids: Vec<String> = s
+        .invites_of("org_a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, ["inv_b", "inv_a"]);
+    assert!(s.invites_of("org_x").await.unwrap().is_empty());
+}
+
+async fn of_concurrent_invite_redemptions_exactly_one_wins(s: Arc<dyn Store>) {
+    s.create_org(&org("org_a"), None).await.unwrap();
+    for n in 0..10 {
+        s.create_user(&user(&format!("u{n}")), &[]).await.unwrap();
+    }
+    s.create_invite(&invite("inv_a", "org_a", 1, 100)).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let s = s.clone();
+        tasks.spawn(async move { s.redeem_invite("inv_a", &format!("u{n}"), 20).await.unwrap() });
+    }
+    let mut wins = 0;
+    while let Some(won) = tasks.join_next().await {
+        wins += usize::from(won.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1390,6 +1502,8 @@ async fn ephemeral_state_follows_the_contract(s: Arc<dyn Store>) {
 }
 
 contract!(
+    invites_redeem_once_and_revoke,
+    of_concurrent_invite_redemptions_exactly_one_wins,
     ping_works,
     keys_round_trip,
     only_one_active_and_one_next_key_per_purpose,

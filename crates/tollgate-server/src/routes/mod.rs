@@ -5,6 +5,7 @@ pub mod audit;
 pub mod builds;
 pub mod device;
 pub mod discovery;
+pub mod invites;
 pub mod issuers;
 pub mod keys;
 pub mod me;
@@ -59,6 +60,10 @@ pub fn routes() -> Router<AppState> {
         // A device registers its key with the key-enrollment token (checked inside): the
         // user's browser session is not needed on the device.
         .route("/v1/keys/register", post(keys::register))
+        // Invites: the link's page shows only what its token names; redemption is
+        // authenticated inside by the invite token and an upstream identity token.
+        .route("/verify", get(invites::verify_page))
+        .route("/v1/invites/redeem", post(invites::redeem))
         .route_layer(middleware::from_fn(authz::public));
     let guarded = Router::new()
         .route("/auth/status", get(status::auth_status))
@@ -107,6 +112,8 @@ pub fn routes() -> Router<AppState> {
             put(orgs::set_member).delete(orgs::remove_member),
         )
         .route("/v1/orgs/{org}/roles", get(orgs::roles))
+        .route("/v1/orgs/{org}/invites", get(invites::list).post(invites::create))
+        .route("/v1/orgs/{org}/invites/{id}/revoke", post(invites::revoke))
         .route(
             "/v1/orgs/{org}/roles/{name}",
             put(orgs::put_role).delete(orgs::delete_role),

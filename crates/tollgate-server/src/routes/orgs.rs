@@ -300,7 +300,11 @@ pub async fn members(
 }
 
 /// Checks role names (built in, or custom roles of the org) and returns what they grant.
-async fn roles_grant(state: &AppState, org_id: &str, roles: &[String]) -> Result<PermissionSet, ApiError> {
+pub(crate) async fn roles_grant(
+    state: &AppState,
+    org_id: &str,
+    roles: &[String],
+) -> Result<PermissionSet, ApiError> {
     if roles.is_empty() || roles.len() > 32 {
         return Err(invalid("give 1–32 roles"));
     }

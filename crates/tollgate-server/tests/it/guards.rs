@@ -24,6 +24,10 @@ const PUBLIC: &[&str] = &[
     "POST /v1/publish/attest",
     // RFC 8628: a device (a public client, nothing to authenticate) asks for codes.
     "POST /oauth/device_authorization",
+    // An invite link's page: shows only what the token in the URL names (no sign-in yet).
+    "GET /verify",
+    // Authenticated inside by the invite token and an upstream identity token in the body.
+    "POST /v1/invites/redeem",
 ];
 
 /// Whether an operation is open by route and authenticates inside: OAuth clients (HTTP

@@ -21,6 +21,7 @@ mod federation;
 mod guards;
 mod interop;
 mod interop_oidc;
+mod invites;
 mod jwks_cache;
 mod keys;
 mod oauth_errors;

@@ -75,9 +75,14 @@ impl TestApp {
     ) -> Self {
         let url = format!("http://{}", listener.local_addr().unwrap());
         config.server.public_url = url.clone();
-        let app = App::build(config.clone(), MasterKey::from_bytes(master), clock.clone())
-            .await
-            .unwrap();
+        // Boxed: building the app is a large future, and tests await it through `restart`.
+        let app = Box::pin(App::build(
+            config.clone(),
+            MasterKey::from_bytes(master),
+            clock.clone(),
+        ))
+        .await
+        .unwrap();
         let admin_token = app
             .new_admin_token
             .clone()
