@@ -564,3 +564,91 @@ async fn invites_go_out_over_smtp_and_failures_still_create_the_invite() {
     assert_eq!(created.email_status, EmailStatus::Failed);
     assert_eq!(alice.list_invites("acme").await.unwrap().len(), 1);
 }
+
+/// Issue 8's whole path, through the SDK: invite → the email in the outbox → redeem (the
+/// link's token, under invite-only registration) → sign-in → key enrollment with proof of
+/// possession → tokens by an RFC 7523 assertion of that key → refresh → rotation (the spent
+/// token reused revokes the session) → the key revoked: no more tokens.
+#[tokio::test]
+async fn onboarding_from_invite_to_device_key_to_revocation() {
+    use tollgate_core::SigningAlg;
+    use tollgate_crypto::{SigningKey, device_key};
+    let w = invite_only().await;
+    let (_, alice) = acme(&w).await;
+    alice
+        .create_invite("acme", &invite_req("dana@example.com", &["member"]))
+        .await
+        .unwrap();
+    // The token comes from the email, as Dana would click it.
+    let mails = outbox(&w);
+    let text = part(&mails[0], "text/plain");
+    let token: String = text
+        .split("token=")
+        .nth(1)
+        .expect("a link with a token")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let dana_upstream = upstream(&w, "dana", "dana@example.com");
+    let redeemed = w.app.client.redeem_invite(&token, &dana_upstream).await.unwrap();
+    let dana = as_user(&w, &w.sign_in("dana", Some("acme")).await.access);
+
+    // Enroll a device key with proof of possession.
+    let (key, _) = SigningKey::generate(SigningAlg::EdDSA).unwrap();
+    let boot = dana.key_bootstrap("dana-laptop").await.unwrap();
+    let now = w.app.clock.now().0;
+    let proof = device_key::proof(&key, &boot.ket, &boot.nonce, now).unwrap();
+    let enrolled = w
+        .app
+        .client
+        .key_register(&boot.ket, &device_key::public_jwk(&key), &proof)
+        .await
+        .unwrap();
+
+    // Tokens by assertion, no browser.
+    let aud = w.app.client.metadata().await.unwrap().token_endpoint;
+    let assertion = |at: i64| device_key::assertion(&key, &enrolled.id, &aud, at, 60).unwrap();
+    let first = w
+        .app
+        .client
+        .jwt_bearer(&assertion(now), None, None, None)
+        .await
+        .unwrap();
+    let status = w.app.client.auth_status(&first.access_token).await.unwrap();
+    assert_eq!(status.sub, redeemed.user_id);
+    // Refresh, rotation, and reuse of the spent refresh token ends the session.
+    let spent = first.refresh_token.expect("a session");
+    let rotated = w.app.client.refresh(&spent, None, None).await.unwrap();
+    assert_eq!(
+        reason(w.app.client.refresh(&spent, None, None).await),
+        "refresh-token-reused"
+    );
+    assert_eq!(
+        reason(
+            w.app
+                .client
+                .refresh(rotated.refresh_token.as_deref().unwrap(), None, None)
+                .await
+        ),
+        "session-revoked"
+    );
+    // A fresh sign-in with the key, then the key revoked: its session ends, no new tokens.
+    let again = w
+        .app
+        .client
+        .jwt_bearer(&assertion(now), None, None, None)
+        .await
+        .unwrap();
+    dana.revoke_my_key(&enrolled.id).await.unwrap();
+    assert!(
+        w.app
+            .client
+            .refresh(again.refresh_token.as_deref().unwrap(), None, None)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        reason(w.app.client.jwt_bearer(&assertion(now), None, None, None).await),
+        "key-revoked"
+    );
+}
