@@ -25,6 +25,10 @@ pub fn limited_per_ip(path: &str) -> bool {
         || path == "/v2/token"
         || path == "/v1/publish/attest"
         || path == "/v1/keys/register"
+        // Onboarding: invites (created by org admins, redeemed and shown to anyone).
+        || path == "/v1/invites/redeem"
+        || path == "/verify"
+        || (path.starts_with("/v1/orgs/") && path.ends_with("/invites"))
 }
 
 /// An address range of `server.trusted_proxies`: `10.0.0.0/8`, `::1/128` or one address.
