@@ -32,8 +32,6 @@ const USER_KIND: &str = "device-user";
 /// Documents stay readable this long after they expire, so a late poll or a late user
 /// learns "expired" rather than "unknown".
 const KEEP_AFTER_EXPIRY: Duration = Duration::from_secs(3600);
-/// Compare-and-swap attempts before giving up (only concurrent polls retry).
-const ATTEMPTS: usize = 8;
 /// New user codes tried when one collides with a live one.
 const USER_CODE_ATTEMPTS: usize = 5;
 
@@ -53,11 +51,6 @@ pub struct Loaded {
 
 fn corrupt(e: &serde_json::Error) -> ApiError {
     ApiError::unavailable(&StoreError::Corrupt(format!("device document: {e}")))
-}
-
-/// A keyed hash as a document id: `<version>:<hex>`.
-fn doc_id(version: i32, hash: &[u8]) -> String {
-    format!("{version}:{}", hex::encode(hash))
 }
 
 /// Whether `client_id` is an acceptable public client name: 1–64 of `[A-Za-z0-9._:-]`.
@@ -80,7 +73,7 @@ pub async fn create(
     let keep_until = auth.expires_at.plus(KEEP_AFTER_EXPIRY).0;
     let hasher = state.hashing.hasher();
     let (v, h) = hasher.hash(device_code);
-    let id = doc_id(v, &h);
+    let id = crate::documents::keyed_id(v, &h);
     let doc = serde_json::to_string(auth).map_err(|e| corrupt(&e))?;
     state
         .ephemeral
@@ -92,7 +85,13 @@ pub async fn create(
         let (v, h) = hasher.hash(&user_code);
         match state
             .ephemeral
-            .create_doc(USER_KIND, &doc_id(v, &h), &pointer, keep_until, now.0)
+            .create_doc(
+                USER_KIND,
+                &crate::documents::keyed_id(v, &h),
+                &pointer,
+                keep_until,
+                now.0,
+            )
             .await
         {
             Ok(()) => return Ok(user_code),
@@ -108,15 +107,13 @@ pub async fn create(
 }
 
 async fn get(state: &AppState, doc_id: &str) -> Result<Option<Loaded>, ApiError> {
-    let Some(doc) = state.ephemeral.get_doc(KIND, doc_id).await? else {
-        return Ok(None);
-    };
-    let auth = serde_json::from_str(&doc.doc).map_err(|e| corrupt(&e))?;
-    Ok(Some(Loaded {
-        doc_id: doc_id.to_owned(),
-        ver: doc.ver,
-        auth,
-    }))
+    Ok(crate::documents::load(state, KIND, doc_id)
+        .await?
+        .map(|(ver, auth)| Loaded {
+            doc_id: doc_id.to_owned(),
+            ver,
+            auth,
+        }))
 }
 
 /// The authorization of a device code (under any server-secret version), if any.
@@ -126,7 +123,7 @@ pub async fn by_device_code(state: &AppState, device_code: &str) -> Result<Optio
     }
     let hasher = state.hashing.hasher();
     for (v, h) in hasher.all_hashes(device_code) {
-        if let Some(found) = get(state, &doc_id(v, &h)).await? {
+        if let Some(found) = get(state, &crate::documents::keyed_id(v, &h)).await? {
             return Ok(Some(found));
         }
     }
@@ -137,11 +134,10 @@ pub async fn by_device_code(state: &AppState, device_code: &str) -> Result<Optio
 pub async fn by_user_code(state: &AppState, user_code: &str) -> Result<Option<Loaded>, ApiError> {
     let hasher = state.hashing.hasher();
     for (v, h) in hasher.all_hashes(user_code) {
-        let Some(doc) = state.ephemeral.get_doc(USER_KIND, &doc_id(v, &h)).await? else {
-            continue;
-        };
-        let pointer: UserCodeDoc = serde_json::from_str(&doc.doc).map_err(|e| corrupt(&e))?;
-        return get(state, &pointer.device).await;
+        let id = crate::documents::keyed_id(v, &h);
+        if let Some((_, pointer)) = crate::documents::load::<UserCodeDoc>(state, USER_KIND, &id).await? {
+            return get(state, &pointer.device).await;
+        }
     }
     Ok(None)
 }
@@ -154,26 +150,13 @@ pub async fn decide(
     loaded: Loaded,
     mut step: impl FnMut(&mut DeviceAuthorization) -> Result<(), DecisionError>,
 ) -> Result<DeviceAuthorization, ApiError> {
-    let mut current = loaded;
-    for _ in 0..ATTEMPTS {
-        let mut next = current.auth.clone();
-        step(&mut next).map_err(|e| decision_refused(&e))?;
-        let doc = serde_json::to_string(&next).map_err(|e| corrupt(&e))?;
-        if state
-            .ephemeral
-            .replace_doc(KIND, &current.doc_id, current.ver, &doc)
-            .await?
-        {
-            return Ok(next);
-        }
-        current = get(state, &current.doc_id)
-            .await?
-            .ok_or_else(|| ApiError::new(Reason::UserCodeUnknown, "the authorization ended meanwhile"))?;
-    }
-    Err(ApiError::new(
-        Reason::Conflict,
-        "the device authorization is being changed concurrently; retry",
-    ))
+    let gone = || ApiError::new(Reason::UserCodeUnknown, "the authorization ended meanwhile");
+    let current = (loaded.ver, loaded.auth);
+    let (auth, ()) = crate::documents::update(state, KIND, &loaded.doc_id, current, gone, |d| {
+        step(d).map_err(|e| decision_refused(&e))
+    })
+    .await?;
+    Ok(auth)
 }
 
 /// A refused decision as an API error.
@@ -204,34 +187,20 @@ fn unknown(message: &str) -> ApiError {
 /// poll time, a grown interval) before their error is returned; an approval is returned
 /// only to the poll whose write moved the document to `consumed`.
 async fn poll(state: &AppState, loaded: Loaded) -> Result<(DeviceAuthorization, DeviceApproval), ApiError> {
-    let mut current = loaded;
-    for _ in 0..ATTEMPTS {
-        let mut next = current.auth.clone();
+    let gone = || unknown("the device authorization ended meanwhile");
+    let current = (loaded.ver, loaded.auth);
+    let (next, outcome) = crate::documents::update(state, KIND, &loaded.doc_id, current, gone, |next| {
         let outcome = next.poll(state.clock.now());
-        if let Err(e) = &outcome
-            && !e.changes_document()
-        {
-            return Err(poll_refused(e));
+        match &outcome {
+            // Refusals that change nothing are not written.
+            Err(e) if !e.changes_document() => Err(poll_refused(e)),
+            _ => Ok(outcome),
         }
-        let doc = serde_json::to_string(&next).map_err(|e| corrupt(&e))?;
-        if state
-            .ephemeral
-            .replace_doc(KIND, &current.doc_id, current.ver, &doc)
-            .await?
-        {
-            return match outcome {
-                Ok(approval) => Ok((next, approval)),
-                Err(e) => Err(poll_refused(&e)),
-            };
-        }
-        current = get(state, &current.doc_id)
-            .await?
-            .ok_or_else(|| unknown("the device authorization ended meanwhile"))?;
-    }
-    Err(ApiError::new(
-        Reason::Conflict,
-        "the device authorization is being polled concurrently; poll after the interval",
-    ))
+    })
+    .await?;
+    outcome
+        .map(|approval| (next, approval))
+        .map_err(|e| poll_refused(&e))
 }
 
 /// The audit event of a device authorization.

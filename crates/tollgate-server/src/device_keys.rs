@@ -53,8 +53,6 @@ const JTI_NAMESPACE: &str = "key-jti";
 /// Enrollments stay readable this long after they expire, so a late device learns
 /// "expired" rather than "unknown".
 const KEEP_AFTER_EXPIRY: Duration = Duration::from_secs(3600);
-/// Compare-and-swap attempts when spending a KET (only concurrent registrations retry).
-const ATTEMPTS: usize = 8;
 /// Longest proof accepted (a proof is under 400 bytes).
 const MAX_PROOF_BYTES: usize = 4096;
 /// Longest `jti` accepted.
@@ -104,10 +102,6 @@ pub struct LoadedEnrollment {
 
 fn corrupt(what: &str, e: &dyn std::fmt::Display) -> ApiError {
     ApiError::unavailable(&StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn doc_id(version: i32, hash: &[u8]) -> String {
-    format!("{version}:{}", hex::encode(hash))
 }
 
 /// Whether `name` is an acceptable device name: 1–64 characters, no control characters,
@@ -180,7 +174,7 @@ pub async fn bootstrap(
     let keep_until = UnixTime(enrollment.expires_at).plus(KEEP_AFTER_EXPIRY).0;
     state
         .ephemeral
-        .create_doc(KIND, &doc_id(v, &h), &doc, keep_until, now.0)
+        .create_doc(KIND, &crate::documents::keyed_id(v, &h), &doc, keep_until, now.0)
         .await?;
     let mut event = AuditEvent::new(&actor, "key.enroll.bootstrap")
         .target(&enrollment.id)
@@ -197,11 +191,7 @@ pub async fn bootstrap(
 }
 
 async fn get(state: &AppState, doc_id: &str) -> Result<Option<(i64, Enrollment)>, ApiError> {
-    let Some(doc) = state.ephemeral.get_doc(KIND, doc_id).await? else {
-        return Ok(None);
-    };
-    let enrollment = serde_json::from_str(&doc.doc).map_err(|e| corrupt("key enrollment", &e))?;
-    Ok(Some((doc.ver, enrollment)))
+    crate::documents::load(state, KIND, doc_id).await
 }
 
 const KET_CHALLENGE: &str = "Bearer realm=\"tollgate\", error=\"invalid_token\"";
@@ -215,7 +205,7 @@ pub async fn by_ket(state: &AppState, ket: &str) -> Result<LoadedEnrollment, Api
         ));
     }
     for (v, h) in state.hashing.hasher().all_hashes(ket) {
-        let id = doc_id(v, &h);
+        let id = crate::documents::keyed_id(v, &h);
         if let Some((ver, enrollment)) = get(state, &id).await? {
             return Ok(LoadedEnrollment {
                 doc_id: id,
@@ -389,33 +379,30 @@ async fn consume(
     key_id: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    let (mut ver, mut current) = (loaded.ver, loaded.enrollment.clone());
-    for _ in 0..ATTEMPTS {
-        if current.used_at.is_some() {
-            return Err(used());
-        }
-        let mut next = current.clone();
-        next.used_at = Some(now);
-        next.key_id = Some(key_id.to_owned());
-        let doc = serde_json::to_string(&next).map_err(|e| corrupt("key enrollment", &e))?;
-        if state
-            .ephemeral
-            .replace_doc(KIND, &loaded.doc_id, ver, &doc)
-            .await?
-        {
-            return Ok(());
-        }
-        (ver, current) = get(state, &loaded.doc_id).await?.ok_or_else(|| {
-            ApiError::new(
-                Reason::KeyEnrollmentTokenUnknown,
-                "the enrollment ended meanwhile",
-            )
-        })?;
-    }
-    Err(ApiError::new(
-        Reason::Conflict,
-        "the enrollment is being used concurrently; retry",
-    ))
+    let gone = || {
+        ApiError::new(
+            Reason::KeyEnrollmentTokenUnknown,
+            "the enrollment ended meanwhile",
+        )
+    };
+    let current = (loaded.ver, loaded.enrollment.clone());
+    crate::documents::update(
+        state,
+        KIND,
+        &loaded.doc_id,
+        current,
+        gone,
+        |e: &mut Enrollment| {
+            if e.used_at.is_some() {
+                return Err(used());
+            }
+            e.used_at = Some(now);
+            e.key_id = Some(key_id.to_owned());
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 fn used() -> ApiError {

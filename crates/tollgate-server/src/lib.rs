@@ -16,6 +16,7 @@ pub mod config;
 pub mod data_dir;
 pub mod device;
 pub mod device_keys;
+pub mod documents;
 pub mod error;
 pub mod exchange;
 pub mod extract;

@@ -14,8 +14,6 @@ const KIND: &str = "publish";
 /// Sessions stay readable this long after they expire, so a late step learns "expired"
 /// rather than "unknown".
 const KEEP_AFTER_EXPIRY: Duration = Duration::from_secs(3600);
-/// Compare-and-swap attempts before giving up (only concurrent progress reports retry).
-const ATTEMPTS: usize = 8;
 
 /// A refused transition as an API error.
 #[must_use]
@@ -34,10 +32,6 @@ fn unknown(id: &str) -> ApiError {
     )
 }
 
-fn corrupt(e: &serde_json::Error) -> ApiError {
-    ApiError::internal(e)
-}
-
 /// Counts a step of the flow.
 pub fn count(state: &AppState, step: &'static str, outcome: Result<(), Reason>) {
     let outcome = outcome.map_or_else(Reason::code, |()| "ok");
@@ -50,12 +44,8 @@ pub fn count(state: &AppState, step: &'static str, outcome: Result<(), Reason>) 
 
 /// Stores a new session.
 pub async fn create(state: &AppState, session: &PublishSession) -> Result<(), ApiError> {
-    let doc = serde_json::to_string(session).map_err(|e| corrupt(&e))?;
     let keep_until = session.expires_at.plus(KEEP_AFTER_EXPIRY);
-    state
-        .ephemeral
-        .create_doc(KIND, &session.id, &doc, keep_until.0, state.clock.now().0)
-        .await?;
+    crate::documents::create(state, KIND, &session.id, session, keep_until.0).await?;
     Ok(())
 }
 
@@ -65,35 +55,21 @@ pub async fn load(state: &AppState, id: &str) -> Result<(i64, PublishSession), A
     if !(id.starts_with("ps_") && id.len() == 35 && id[3..].bytes().all(|b| b.is_ascii_hexdigit())) {
         return Err(unknown(id));
     }
-    let doc = state
-        .ephemeral
-        .get_doc(KIND, id)
+    crate::documents::load(state, KIND, id)
         .await?
-        .ok_or_else(|| unknown(id))?;
-    let session = serde_json::from_str(&doc.doc).map_err(|e| corrupt(&e))?;
-    Ok((doc.ver, session))
+        .ok_or_else(|| unknown(id))
 }
 
-/// Applies `step` to the session and stores the result if nobody changed it meanwhile;
-/// on a lost race, reads again and re-applies (so the loser sees the winner's state and
-/// is refused by the state machine, or, for progress reports, simply goes second).
+/// Applies `step` to the session read as `current` and stores the result (see
+/// [`crate::documents::update`]: the loser of a race sees the winner's state and is refused
+/// by the state machine or, for progress reports, simply goes second).
 pub async fn update<T>(
     state: &AppState,
-    id: &str,
-    mut step: impl FnMut(&mut PublishSession) -> Result<T, ApiError>,
+    current: (i64, PublishSession),
+    step: impl FnMut(&mut PublishSession) -> Result<T, ApiError>,
 ) -> Result<(PublishSession, T), ApiError> {
-    for _ in 0..ATTEMPTS {
-        let (ver, mut session) = load(state, id).await?;
-        let out = step(&mut session)?;
-        let doc = serde_json::to_string(&session).map_err(|e| corrupt(&e))?;
-        if state.ephemeral.replace_doc(KIND, id, ver, &doc).await? {
-            return Ok((session, out));
-        }
-    }
-    Err(ApiError::new(
-        Reason::Conflict,
-        "the publish session is being changed concurrently; retry",
-    ))
+    let id = current.1.id.clone();
+    crate::documents::update(state, KIND, &id, current, || unknown(&id), step).await
 }
 
 /// A new session id: `ps_` and 128 random bits in hex.

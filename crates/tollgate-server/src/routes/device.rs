@@ -272,6 +272,24 @@ async fn approval(
     })
 }
 
+/// Audits the refusal `e` of a user's decision on `auth` (its `why` added to `detail`) and
+/// returns it, or the audit failure (failing closed).
+async fn refused(
+    state: &AppState,
+    auth: &DeviceAuthorization,
+    actor: &str,
+    action: &str,
+    mut detail: serde_json::Value,
+    e: ApiError,
+) -> ApiError {
+    detail["why"] = json!(e.message);
+    let event = device::event(auth, actor, action).denied(e.reason).detail(detail);
+    match crate::audit::record_event(state, event).await {
+        Ok(()) => e,
+        Err(audit_failure) => audit_failure,
+    }
+}
+
 /// Approve the device showing `user_code`: it gets tokens for the signed-in user at its
 /// next poll (once). Refused for an expired code (`device-code-expired`) or one decided
 /// already (409). The tokens act in `org` (default: the approving token's org).
@@ -296,15 +314,8 @@ pub async fn approve(
     let auth = match decided {
         Ok(auth) => auth,
         Err(e) => {
-            let detail = json!({"client_id": loaded.auth.client_id, "org": req.org, "why": e.message});
-            crate::audit::record_event(
-                &state,
-                device::event(&loaded.auth, &actor, "device.approve")
-                    .denied(e.reason)
-                    .detail(detail),
-            )
-            .await?;
-            return Err(e);
+            let detail = json!({"client_id": loaded.auth.client_id, "org": req.org});
+            return Err(refused(&state, &loaded.auth, &actor, "device.approve", detail, e).await);
         }
     };
     let a = auth.approval.as_ref();
@@ -336,15 +347,8 @@ pub async fn deny(
     let auth = match device::decide(&state, loaded.clone(), |d| d.deny(now, &user_id)).await {
         Ok(auth) => auth,
         Err(e) => {
-            let detail = json!({"client_id": loaded.auth.client_id, "why": e.message});
-            crate::audit::record_event(
-                &state,
-                device::event(&loaded.auth, &actor, "device.deny")
-                    .denied(e.reason)
-                    .detail(detail),
-            )
-            .await?;
-            return Err(e);
+            let detail = json!({"client_id": loaded.auth.client_id});
+            return Err(refused(&state, &loaded.auth, &actor, "device.deny", detail, e).await);
         }
     };
     let detail = json!({"client_id": auth.client_id});

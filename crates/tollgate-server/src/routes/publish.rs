@@ -205,7 +205,7 @@ async fn attest_session(
     state: &AppState,
     req: &PublishAttestRequest,
 ) -> Result<PublishAttestResponse, ApiError> {
-    let (_, session) = publish::load(state, &req.session_id).await?;
+    let (ver, session) = publish::load(state, &req.session_id).await?;
     if !publish::secret_matches(state, &session.nonce_hash, &req.nonce) {
         return Err(ApiError::new(
             Reason::PublishNonceMismatch,
@@ -248,7 +248,7 @@ async fn attest_session(
     };
     let runner_secret = secret_token::mint(SecretKind::PublishRunner, tollgate_crypto::random_byte_source());
     let runner_hash = publish::hash_secret(state, &runner_secret);
-    let (session, ()) = publish::update(state, &req.session_id, |s| {
+    let (session, ()) = publish::update(state, (ver, session.clone()), |s| {
         s.attest(state.clock.now(), attested.clone(), runner_hash.clone())
             .map_err(|e| refused(&e))
     })
@@ -383,10 +383,10 @@ async fn combined_token(
 ) -> Result<CombinedTokenResponse, ApiError> {
     require_bearer(headers)?;
     let Query(q) = query.map_err(|e| ApiError::new(Reason::MissingParameter, e.body_text()))?;
-    let (_, session) = publish::load(state, &q.session_id).await?;
+    let (ver, session) = publish::load(state, &q.session_id).await?;
     party(state, headers, &session, false).await?;
     let jti = uuid::Uuid::new_v4().simple().to_string();
-    let (session, ()) = publish::update(state, &q.session_id, |s| {
+    let (session, ()) = publish::update(state, (ver, session.clone()), |s| {
         s.issue_combined(state.clock.now(), jti.clone())
             .map_err(|e| refused(&e))
     })
@@ -472,9 +472,9 @@ pub async fn status(
     if req.message.chars().count() > 1000 || req.message.chars().any(|c| c.is_control() && c != '\n') {
         return Err(invalid("message must be at most 1000 characters"));
     }
-    let (_, session) = publish::load(&state, &req.session_id).await?;
+    let (ver, session) = publish::load(&state, &req.session_id).await?;
     party(&state, &headers, &session, false).await?;
-    let result = publish::update(&state, &req.session_id, |s| {
+    let result = publish::update(&state, (ver, session.clone()), |s| {
         s.report(state.clock.now(), req.status.clone(), req.message.clone())
             .map_err(|e| refused(&e))
     })
@@ -511,9 +511,9 @@ pub async fn finalize(
     if req.message.chars().count() > 1000 {
         return Err(invalid("message must be at most 1000 characters"));
     }
-    let (_, session) = publish::load(&state, &req.session_id).await?;
+    let (ver, session) = publish::load(&state, &req.session_id).await?;
     let by = party(&state, &headers, &session, true).await?;
-    let result = publish::update(&state, &req.session_id, |s| {
+    let result = publish::update(&state, (ver, session.clone()), |s| {
         s.finalize(state.clock.now(), outcome, by.name(), req.message.clone())
             .map_err(|e| refused(&e))
     })
