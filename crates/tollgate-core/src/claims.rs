@@ -109,6 +109,19 @@ pub struct UpstreamSubject {
     pub org_role: Option<String>,
 }
 
+impl From<&crate::upstream::UpstreamIdentity> for UpstreamSubject {
+    fn from(id: &crate::upstream::UpstreamIdentity) -> Self {
+        Self {
+            iss: id.issuer.clone(),
+            sub: id.subject.clone(),
+            name: id.issuer_name.clone(),
+            email: id.email.clone(),
+            org_id: id.org_id.clone(),
+            org_role: id.org_role.clone(),
+        }
+    }
+}
+
 /// RFC 8693 `act` claim: the actor, with the actor's own actor nested for chains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {

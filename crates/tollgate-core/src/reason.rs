@@ -141,6 +141,13 @@ reasons! {
     InviteRedeemed = "invite-redeemed", "The invite was redeemed already; each is redeemed once. Sign in as usual.";
     InviteRevoked = "invite-revoked", "An org admin revoked the invite; ask them for a new one.";
     InviteEmailMismatch = "invite-email-mismatch", "The upstream identity's email is not the address the invite was sent to; sign in with that address.";
+    // Browser sign-in to tollgate's pages
+    WebLoginDisabled = "web-login-disabled", "Browser sign-in to tollgate's pages is not configured (web_login.issuer); use the API or the CLI instead.";
+    NotSignedIn = "not-signed-in", "This page needs a browser sign-in to tollgate, which this browser does not have (or it ended); sign in and try again.";
+    LoginStateInvalid = "login-state-invalid", "The sign-in callback's state is unknown, expired, used, or was started in another browser; start the sign-in again.";
+    LoginFailed = "login-failed", "The upstream issuer refused the authorization code or answered without a usable ID token (the message says which); start the sign-in again.";
+    IdpUnavailable = "idp-unavailable", "The upstream issuer's discovery or token endpoint could not be reached; the sign-in was not completed. Retry later.";
+    CsrfInvalid = "csrf-invalid", "The form's anti-forgery token does not belong to this browser's sign-in, or the form was posted from another site; reload the page and try again.";
     // Rate limits
     RateLimited = "rate-limited", "Too many requests from this address or with this credential; wait for Retry-After seconds.";
     // Server side

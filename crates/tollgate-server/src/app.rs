@@ -147,6 +147,10 @@ impl App {
             audit_writer,
             audit_chain,
             registry_certs: Arc::default(),
+            web_login: Arc::new(
+                crate::web_login::WebLogin::new()
+                    .map_err(|e| StartError::Bootstrap(format!("cannot build the HTTP client: {e}")))?,
+            ),
         };
         let new_admin_token = crate::admin_tokens::bootstrap(&state).await.map_err(|e| {
             StartError::Bootstrap(format!("cannot create the bootstrap admin token: {}", e.message))
@@ -160,7 +164,7 @@ impl App {
     /// The router with the full middleware stack.
     pub fn router(&self) -> Router {
         let request_id = HeaderName::from_static("x-request-id");
-        crate::routes::routes()
+        crate::routes::routes(&self.state.config.device.verification_path)
             .layer(middleware::from_fn_with_state(self.state.clone(), crate::rate_limit::per_ip))
             .layer(middleware::from_fn_with_state(self.state.clone(), record_metrics))
             .layer(middleware::from_fn_with_state(self.state.clone(), deadline))

@@ -58,6 +58,7 @@ pub struct Config {
     pub device_keys: DeviceKeysConfig,
     pub mail: MailConfig,
     pub invites: InvitesConfig,
+    pub web_login: WebLoginConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -327,6 +328,37 @@ impl Default for InvitesConfig {
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Browser sign-in to tollgate's own pages (the device verification page, invite
+/// acceptance): tollgate is an OpenID Connect relying party of one upstream issuer
+/// (authorization code flow with PKCE). Off while `issuer` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebLoginConfig {
+    /// The name of a configured upstream issuer of users whose ID tokens sign users in.
+    pub issuer: String,
+    /// tollgate's client id at that issuer; the issuer must accept it as an audience.
+    pub client_id: String,
+    /// The client secret (`client_secret_post`); empty for a public client (PKCE only).
+    pub client_secret: Option<SecretString>,
+    /// Scopes asked of the issuer.
+    pub scopes: String,
+    /// How long a browser stays signed in to tollgate's pages.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+impl Default for WebLoginConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            scopes: "openid email profile".to_owned(),
+            session_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -617,6 +649,30 @@ impl Config {
                 "device.verification_path must be a path like `/device` (letters, digits, `/-._~`), got `{path}`"
             ));
         }
+        // The page is routed beside the API: it must not shadow an endpoint.
+        let taken = [
+            "/v1/",
+            "/v2/",
+            "/oauth/",
+            "/.well-known/",
+            "/internal/",
+            "/auth/",
+            "/login",
+        ];
+        let pages = [
+            "/verify",
+            "/logout",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+            "/",
+        ];
+        if taken.iter().any(|p| path.starts_with(p)) || pages.contains(&path.as_str()) {
+            return Err(format!(
+                "device.verification_path `{path}` collides with one of tollgate's own endpoints"
+            ));
+        }
         let k = &self.device_keys;
         if k.enrollment_ttl < Duration::from_secs(60) || k.enrollment_ttl > Duration::from_secs(3600) {
             return Err("device_keys.enrollment_ttl must be between 1m and 1h".into());
@@ -626,6 +682,13 @@ impl Config {
         }
         if k.assertion_max_age < Duration::from_secs(10) || k.assertion_max_age > Duration::from_secs(3600) {
             return Err("device_keys.assertion_max_age must be between 10s and 1h".into());
+        }
+        let web = &self.web_login;
+        if !web.issuer.is_empty() && web.client_id.is_empty() {
+            return Err("web_login.client_id is required when web_login.issuer is set".into());
+        }
+        if web.session_ttl < Duration::from_secs(60) || web.session_ttl > Duration::from_secs(24 * 3600) {
+            return Err("web_login.session_ttl must be between 1m and 24h".into());
         }
         if self.invites.ttl < Duration::from_secs(60)
             || self.invites.ttl > Duration::from_secs(90 * 24 * 3600)
@@ -906,12 +969,9 @@ mod tests {
             let named = format!("device.{}", key.to_lowercase());
             assert!(err.to_string().contains(&named), "{err}");
         }
-        let ok = Config::load(
-            None,
-            env(&[("TOLLGATE_DEVICE_VERIFICATION_PATH", "/login/device")]),
-        )
-        .expect("path");
-        assert_eq!(ok.device.verification_path, "/login/device");
+        let ok =
+            Config::load(None, env(&[("TOLLGATE_DEVICE_VERIFICATION_PATH", "/activate")])).expect("path");
+        assert_eq!(ok.device.verification_path, "/activate");
     }
 
     #[test]

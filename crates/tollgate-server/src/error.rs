@@ -190,6 +190,11 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         InviteExpired | InviteRevoked => (StatusCode::GONE, "expired"),
         InviteRedeemed => (StatusCode::CONFLICT, "conflict"),
         InviteEmailMismatch => (StatusCode::FORBIDDEN, "access_denied"),
+        WebLoginDisabled => (StatusCode::NOT_FOUND, "not_found"),
+        NotSignedIn => (StatusCode::UNAUTHORIZED, "login_required"),
+        LoginStateInvalid | LoginFailed => (StatusCode::BAD_REQUEST, "access_denied"),
+        IdpUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        CsrfInvalid => (StatusCode::FORBIDDEN, "access_denied"),
         RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
@@ -294,7 +299,10 @@ mod tests {
                 assert!(
                     matches!(
                         r,
-                        Reason::ServiceUnavailable | Reason::InternalError | Reason::JwksUnavailable
+                        Reason::ServiceUnavailable
+                            | Reason::InternalError
+                            | Reason::JwksUnavailable
+                            | Reason::IdpUnavailable
                     ),
                     "{r} maps to {status}"
                 );

@@ -191,14 +191,7 @@ pub async fn exchange(state: &AppState, headers: &HeaderMap, form: &Form) -> Res
             || tokens::upstream_client_id(&issuer.name),
             |c| c.client_id.clone(),
         ),
-        upstream: Some(UpstreamSubject {
-            iss: id.issuer.clone(),
-            sub: id.subject.clone(),
-            name: issuer.name.clone(),
-            email: id.email.clone(),
-            org_id: id.org_id.clone(),
-            org_role: id.org_role.clone(),
-        }),
+        upstream: Some(UpstreamSubject::from(id)),
         act: actor.as_ref().map(|a| Actor {
             sub: a.identity.subject.clone(),
             iss: a.identity.issuer.clone(),

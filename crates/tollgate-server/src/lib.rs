@@ -26,6 +26,7 @@ pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod orgs;
+pub mod pages;
 pub mod publish;
 pub mod rate_limit;
 pub mod registry;
@@ -36,6 +37,7 @@ pub mod state;
 pub mod tokens;
 pub mod upstream;
 pub mod users;
+pub mod web_login;
 pub mod workloads;
 
 pub use app::{App, StartError, serve};

@@ -46,7 +46,9 @@ use crate::routes;
         routes::keys::bootstrap, routes::keys::register, routes::keys::mine, routes::keys::revoke_mine,
         routes::keys::of_user, routes::keys::revoke_any,
         routes::invites::create, routes::invites::list, routes::invites::revoke, routes::invites::redeem,
-        routes::invites::verify_page,
+        routes::invites::verify_page, routes::invites::accept,
+        routes::web::login, routes::web::callback, routes::web::logout, routes::web::device_page,
+        routes::web::device_decision,
     ),
     components(schemas(
         ErrorBody, oauth::TokenRequest, oauth::TokenResponse, oauth::TokenTypeHintRequest,
@@ -72,6 +74,7 @@ use crate::routes;
         keys::KeyBootstrapRequest, keys::KeyBootstrapResponse, keys::KeyRegisterRequest, keys::UserKeyInfo,
         invites::CreateInviteRequest, invites::EmailStatus, invites::CreatedInvite, invites::InviteInfo,
         invites::RedeemInviteRequest, invites::RedeemedInvite,
+        routes::invites::AcceptForm, routes::web::LogoutForm, routes::web::DecisionForm,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -88,6 +91,7 @@ use crate::routes;
         (name = "publish", description = "The combined user + CI runner publish flow (docs/ci.md)"),
         (name = "device", description = "Device authorization (RFC 8628): a signed-in user looks up, approves or denies a device's user code (user token)"),
         (name = "keys", description = "Device keys: enrollment with proof of possession (the device then gets tokens with RFC 7523 assertions at POST /oauth/token)"),
+        (name = "web", description = "Pages for people: browser sign-in through the upstream issuer (web_login), and the device verification page"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]

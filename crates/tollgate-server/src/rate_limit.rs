@@ -28,6 +28,8 @@ pub fn limited_per_ip(path: &str) -> bool {
         // Onboarding: invites (created by org admins, redeemed and shown to anyone).
         || path == "/v1/invites/redeem"
         || path == "/verify"
+        // Browser sign-in starts documents and calls the issuer; the device page takes codes.
+        || path.starts_with("/login")
         || (path.starts_with("/v1/orgs/") && path.ends_with("/invites"))
 }
 
@@ -179,7 +181,9 @@ pub async fn check_identity(state: &AppState, identity: &str) -> Result<(), ApiE
 
 /// Middleware: the per-IP limit on [`limited_per_ip`] paths.
 pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(quota) = state.limits.per_ip.filter(|_| limited_per_ip(req.uri().path())) else {
+    let Some(quota) = state.limits.per_ip.filter(|_| {
+        limited_per_ip(req.uri().path()) || req.uri().path() == state.config.device.verification_path
+    }) else {
         return next.run(req).await;
     };
     let peer = req

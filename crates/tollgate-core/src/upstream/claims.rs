@@ -5,7 +5,7 @@ use super::issuer::Issuer;
 use super::trace::{Check, Refusal, Trace};
 use crate::reason::Reason;
 use crate::time::UnixTime;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The `iss` of a token whose signature has not been checked. It selects which issuer's
@@ -265,7 +265,7 @@ fn check_azp(issuer: &Issuer, claims: &Claims, trace: &mut impl Trace) -> Result
 }
 
 /// Who a verified upstream token says its bearer is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamIdentity {
     /// The issuer's configured name.
     pub issuer_name: String,
@@ -278,7 +278,7 @@ pub struct UpstreamIdentity {
     pub org_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub org_role: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
 }
 

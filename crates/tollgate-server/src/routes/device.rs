@@ -17,6 +17,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde_json::json;
 use tollgate_core::authz::{self, Requirement};
+use tollgate_core::claims::UpstreamSubject;
 use tollgate_core::client_grant::{self, ClientPolicy, ClientRequest, GrantLimits};
 use tollgate_core::device::{DeviceApproval, DeviceAuthorization, DeviceState, normalize_user_code};
 use tollgate_core::secret_token::{self, SecretKind};
@@ -26,6 +27,7 @@ use tollgate_proto::device::{
     DeviceAuthorizationRequest, DeviceAuthorizationResponse, DeviceDecisionRequest, DeviceGrantInfo,
     DeviceInfo, DeviceLookupQuery,
 };
+use tollgate_store::UserRecord;
 
 /// Start a device authorization (RFC 8628 §3.1): a device without a browser asks for a
 /// device code to poll with and a user code for its user to enter at `verification_uri`
@@ -100,7 +102,7 @@ pub async fn authorize(State(state): State<AppState>, req: FormRequest) -> Resul
 }
 
 /// The canonical user code, or a refusal that says what a user code looks like.
-fn user_code(input: &str) -> Result<String, ApiError> {
+pub fn user_code(input: &str) -> Result<String, ApiError> {
     normalize_user_code(input).ok_or_else(|| {
         ApiError::new(
             Reason::InvalidParameter,
@@ -109,7 +111,7 @@ fn user_code(input: &str) -> Result<String, ApiError> {
     })
 }
 
-async fn load(state: &AppState, code: &str) -> Result<Loaded, ApiError> {
+pub async fn load(state: &AppState, code: &str) -> Result<Loaded, ApiError> {
     device::by_user_code(state, code).await?.ok_or_else(|| {
         ApiError::new(
             Reason::UserCodeUnknown,
@@ -118,11 +120,11 @@ async fn load(state: &AppState, code: &str) -> Result<Loaded, ApiError> {
     })
 }
 
-fn info(state: &AppState, me: &Me, code: String, auth: &DeviceAuthorization) -> DeviceInfo {
+fn info(state: &AppState, user_id: &str, code: String, auth: &DeviceAuthorization) -> DeviceInfo {
     let granted = auth
         .approval
         .as_ref()
-        .filter(|a| a.user_id == me.user.id)
+        .filter(|a| a.user_id == user_id)
         .map(|a| DeviceGrantInfo {
             scope: a.scope.clone(),
             audience: a.audience.clone(),
@@ -155,7 +157,7 @@ pub async fn lookup(
     let Query(q) = query.map_err(|e| ApiError::new(Reason::MissingParameter, e.body_text()))?;
     let code = user_code(&q.user_code)?;
     let loaded = load(&state, &code).await?;
-    Ok(Json(info(&state, &me, code, &loaded.auth)))
+    Ok(Json(info(&state, &me.user.id, code, &loaded.auth)))
 }
 
 /// What the device gets if `me` approves: the org (the request's, else the approving
@@ -164,19 +166,19 @@ pub async fn lookup(
 /// tollgate's API audience by default; a refresh token when the issuer allows sessions.
 async fn approval(
     state: &AppState,
-    me: &Me,
+    me: &Approver<'_>,
     auth: &DeviceAuthorization,
     org: Option<&str>,
 ) -> Result<DeviceApproval, ApiError> {
     // A stolen device key must not be able to sign in further devices that outlive it.
-    if crate::device_keys::key_of_client(&me.claims.client_id).is_some() {
+    if me.via_device_key {
         return Err(ApiError::new(
             Reason::PermissionDenied,
             "a device key's token cannot approve devices; approve from a sign-in of the user",
         ));
     }
-    let upstream = me.claims.upstream.clone();
-    let org_id = match org.or(me.claims.org.as_deref()) {
+    let upstream = me.upstream.clone();
+    let org_id = match org.or(me.default_org) {
         None => None,
         Some(name) => {
             let not_member = || {
@@ -228,7 +230,7 @@ async fn approval(
         // A user token without an upstream sign-in: at most what it carries itself.
         None => (
             ClientPolicy {
-                allowed_scope: Scope::parse(&me.claims.scope).unwrap_or_default(),
+                allowed_scope: Scope::parse(me.own_scope).unwrap_or_default(),
                 allowed_audiences: Vec::new(),
             },
             true,
@@ -290,6 +292,85 @@ async fn refused(
     }
 }
 
+/// Who decides on a device: a user signed in with a token for tollgate's API, or with a
+/// browser session on the verification page.
+#[derive(Debug)]
+pub struct Approver<'a> {
+    pub user: &'a UserRecord,
+    /// The upstream sign-in the decision rests on.
+    pub upstream: Option<UpstreamSubject>,
+    /// The org the device acts in when the decision names none.
+    pub default_org: Option<&'a str>,
+    /// Without an upstream sign-in: the scope of the approving token, the most a device gets.
+    pub own_scope: &'a str,
+    /// The approving token belongs to a device key (which may not approve devices).
+    pub via_device_key: bool,
+}
+
+impl<'a> Approver<'a> {
+    #[must_use]
+    pub fn of_token(me: &'a Me) -> Self {
+        Self {
+            user: &me.user,
+            upstream: me.claims.upstream.clone(),
+            default_org: me.claims.org.as_deref(),
+            own_scope: &me.claims.scope,
+            via_device_key: crate::device_keys::key_of_client(&me.claims.client_id).is_some(),
+        }
+    }
+}
+
+/// Approves the device showing `code` as `me` (audited either way); the decided authorization.
+pub async fn approve_as(
+    state: &AppState,
+    me: &Approver<'_>,
+    code: &str,
+    org: Option<&str>,
+) -> Result<DeviceAuthorization, ApiError> {
+    let loaded = load(state, code).await?;
+    let actor = format!("user:{}", me.user.id);
+    let decided = match approval(state, me, &loaded.auth, org).await {
+        Ok(a) => {
+            let now = state.clock.now();
+            device::decide(state, loaded.clone(), |d| d.approve(now, a.clone())).await
+        }
+        Err(e) => Err(e),
+    };
+    let auth = match decided {
+        Ok(auth) => auth,
+        Err(e) => {
+            let detail = json!({"client_id": loaded.auth.client_id, "org": org});
+            return Err(refused(state, &loaded.auth, &actor, "device.approve", detail, e).await);
+        }
+    };
+    let a = auth.approval.as_ref();
+    let detail = json!({
+        "client_id": auth.client_id, "scope": a.map(|a| &a.scope), "aud": a.map(|a| &a.audience),
+        "refresh_token": a.map(|a| a.refresh),
+    });
+    let mut event = device::event(&auth, &actor, "device.approve").detail(detail);
+    event.org_id = a.and_then(|a| a.org_id.clone());
+    crate::audit::record_event(state, event).await?;
+    Ok(auth)
+}
+
+/// Denies the device showing `code` as `user_id` (audited either way).
+pub async fn deny_as(state: &AppState, user_id: &str, code: &str) -> Result<DeviceAuthorization, ApiError> {
+    let loaded = load(state, code).await?;
+    let actor = format!("user:{user_id}");
+    let now = state.clock.now();
+    let auth = match device::decide(state, loaded.clone(), |d| d.deny(now, user_id)).await {
+        Ok(auth) => auth,
+        Err(e) => {
+            let detail = json!({"client_id": loaded.auth.client_id});
+            return Err(refused(state, &loaded.auth, &actor, "device.deny", detail, e).await);
+        }
+    };
+    let detail = json!({"client_id": auth.client_id});
+    crate::audit::record_event(state, device::event(&auth, &actor, "device.deny").detail(detail)).await?;
+    Ok(auth)
+}
+
 /// Approve the device showing `user_code`: it gets tokens for the signed-in user at its
 /// next poll (once). Refused for an expired code (`device-code-expired`) or one decided
 /// already (409). The tokens act in `org` (default: the approving token's org).
@@ -302,31 +383,8 @@ pub async fn approve(
     JsonBody(req): JsonBody<DeviceDecisionRequest>,
 ) -> Result<Json<DeviceInfo>, ApiError> {
     let code = user_code(&req.user_code)?;
-    let loaded = load(&state, &code).await?;
-    let actor = format!("user:{}", me.user.id);
-    let decided = match approval(&state, &me, &loaded.auth, req.org.as_deref()).await {
-        Ok(a) => {
-            let now = state.clock.now();
-            device::decide(&state, loaded.clone(), |d| d.approve(now, a.clone())).await
-        }
-        Err(e) => Err(e),
-    };
-    let auth = match decided {
-        Ok(auth) => auth,
-        Err(e) => {
-            let detail = json!({"client_id": loaded.auth.client_id, "org": req.org});
-            return Err(refused(&state, &loaded.auth, &actor, "device.approve", detail, e).await);
-        }
-    };
-    let a = auth.approval.as_ref();
-    let detail = json!({
-        "client_id": auth.client_id, "scope": a.map(|a| &a.scope), "aud": a.map(|a| &a.audience),
-        "refresh_token": a.map(|a| a.refresh),
-    });
-    let mut event = device::event(&auth, &actor, "device.approve").detail(detail);
-    event.org_id = a.and_then(|a| a.org_id.clone());
-    crate::audit::record_event(&state, event).await?;
-    Ok(Json(info(&state, &me, code, &auth)))
+    let auth = approve_as(&state, &Approver::of_token(&me), &code, req.org.as_deref()).await?;
+    Ok(Json(info(&state, &me.user.id, code, &auth)))
 }
 
 /// Deny the device showing `user_code`: its next poll answers `access_denied`. Refused for
@@ -340,18 +398,6 @@ pub async fn deny(
     JsonBody(req): JsonBody<DeviceDecisionRequest>,
 ) -> Result<Json<DeviceInfo>, ApiError> {
     let code = user_code(&req.user_code)?;
-    let loaded = load(&state, &code).await?;
-    let actor = format!("user:{}", me.user.id);
-    let now = state.clock.now();
-    let user_id = me.user.id.clone();
-    let auth = match device::decide(&state, loaded.clone(), |d| d.deny(now, &user_id)).await {
-        Ok(auth) => auth,
-        Err(e) => {
-            let detail = json!({"client_id": loaded.auth.client_id});
-            return Err(refused(&state, &loaded.auth, &actor, "device.deny", detail, e).await);
-        }
-    };
-    let detail = json!({"client_id": auth.client_id});
-    crate::audit::record_event(&state, device::event(&auth, &actor, "device.deny").detail(detail)).await?;
-    Ok(Json(info(&state, &me, code, &auth)))
+    let auth = deny_as(&state, &me.user.id, &code).await?;
+    Ok(Json(info(&state, &me.user.id, code, &auth)))
 }

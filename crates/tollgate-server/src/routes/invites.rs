@@ -9,19 +9,21 @@ use crate::authz::{MembersRead, MembersWrite, OrgAccess};
 use crate::error::ApiError;
 use crate::extract::json::JsonBody;
 use crate::mail::{Delivery, Mail, escape_html};
+use crate::pages::{self, escape};
 use crate::routes::orgs::{event, roles_grant};
 use crate::state::AppState;
+use crate::web_login;
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
 use tollgate_core::Reason;
 use tollgate_core::secret_token::{self, SecretKind};
-use tollgate_core::upstream::NoTrace;
+use tollgate_core::upstream::{NoTrace, UpstreamIdentity};
 use tollgate_proto::ErrorBody;
 use tollgate_proto::invites::{
     CreateInviteRequest, CreatedInvite, EmailStatus, InviteInfo, RedeemInviteRequest, RedeemedInvite,
@@ -303,8 +305,7 @@ pub async fn redeem(
     JsonBody(req): JsonBody<RedeemInviteRequest>,
 ) -> Result<Json<RedeemedInvite>, ApiError> {
     let invite = by_token(&state, req.token.trim()).await?;
-    let now = state.clock.now().0;
-    if let Some(e) = spent(&invite, now) {
+    if let Some(e) = spent(&invite, state.clock.now().0) {
         return Err(e);
     }
     let verified = state
@@ -312,7 +313,21 @@ pub async fn redeem(
         .verify(req.id_token.trim(), &mut NoTrace)
         .await
         .map_err(ApiError::refused_token)?;
-    let identity = verified.identity;
+    redeem_as(&state, invite, &verified.identity).await.map(Json)
+}
+
+/// Redeems `invite` for the verified upstream `identity`: the identity's email must be the
+/// invited address; its user is found or created, the invite spent (once), the roles added.
+async fn redeem_as(
+    state: &AppState,
+    invite: InviteRecord,
+    identity: &UpstreamIdentity,
+) -> Result<RedeemedInvite, ApiError> {
+    let state = state.clone();
+    let now = state.clock.now().0;
+    if let Some(e) = spent(&invite, now) {
+        return Err(e);
+    }
     let actor = format!("upstream:{}:{}", identity.issuer_name, identity.subject);
     let refuse = |e: ApiError| {
         let state = state.clone();
@@ -442,14 +457,14 @@ pub async fn redeem(
             .detail(detail),
     )
     .await?;
-    Ok(Json(RedeemedInvite {
+    Ok(RedeemedInvite {
         invite_id: invite.id,
         org_id: org.id,
         user_id: user.id,
         email: invite.email,
         roles,
         user_created,
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -458,102 +473,134 @@ pub struct VerifyQuery {
     pub token: Option<String>,
 }
 
-fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <style>body{{font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em;line-height:1.5}}</style>\
-         </head><body><h1>{title}</h1>\n{body_html}\n</body></html>\n",
-        title = escape_html(title),
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'",
-            ),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        html,
-    )
-        .into_response()
+/// The invite link's page for `token`: the invite, or why it cannot be used.
+async fn invite_for_page(
+    state: &AppState,
+    token: Option<&str>,
+) -> Result<(InviteRecord, OrgRecord), ApiError> {
+    let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
+        ApiError::new(
+            Reason::MissingParameter,
+            "the link has no invite token; open the whole link from the invite email",
+        )
+    })?;
+    let invite = by_token(state, token).await?;
+    if let Some(e) = spent(&invite, state.clock.now().0) {
+        return Err(e);
+    }
+    let org = state
+        .store
+        .find_org(&invite.org_id)
+        .await?
+        .ok_or_else(|| ApiError::new(Reason::InviteUnknown, "the invite's org no longer exists"))?;
+    Ok((invite, org))
 }
 
-fn error_page(e: &ApiError) -> Response {
-    let (status, _) = crate::error::classify(e.reason);
-    let (title, text) = match e.reason {
-        Reason::InviteExpired => (
-            "Invite expired",
-            "This invite has expired. Ask the org admin for a new one.",
-        ),
-        Reason::InviteRedeemed => (
-            "Invite already used",
-            "This invite was redeemed already. Sign in as usual.",
-        ),
-        Reason::InviteRevoked => (
-            "Invite revoked",
-            "An org admin revoked this invite. Ask them for a new one.",
-        ),
-        Reason::InviteUnknown => (
-            "Unknown invite",
-            "This link does not name an invite. Check that it was copied whole, or ask the org admin for a new invite.",
-        ),
-        _ => ("Invite", "This invite cannot be shown."),
-    };
-    page(
-        status,
-        title,
-        &format!(
-            "<p>{}</p><p><small>reason: {}</small></p>",
-            escape_html(text),
-            e.reason.code()
-        ),
-    )
-}
-
-/// The page an invite link opens: which org invites which address, until when, and what to
-/// do next; or why the invite cannot be used. HTML, no scripts. Signing in from this page
-/// is not there yet: redeem with `POST /v1/invites/redeem`.
+/// The page an invite link opens: which org invites which address, until when; then a
+/// button to accept as the browser's signed-in identity, or a link to sign in first (with
+/// browser sign-in configured; else how to redeem through the API). Expired, redeemed,
+/// revoked and unknown invites get a page that says so. HTML, no scripts.
 #[utoipa::path(get, path = "/verify", tag = "invites", params(VerifyQuery),
     responses((status = 200, content_type = "text/html", body = String), (status = 400, content_type = "text/html", body = String), (status = 404, content_type = "text/html", body = String), (status = 409, content_type = "text/html", body = String), (status = 410, content_type = "text/html", body = String), (status = 503, body = ErrorBody)))]
 pub async fn verify_page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<VerifyQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let token = match query {
-        Ok(Query(VerifyQuery { token: Some(t) })) if !t.trim().is_empty() => t,
-        _ => {
-            return Ok(page(
-                StatusCode::BAD_REQUEST,
-                "Invite link incomplete",
-                "<p>The link has no invite token. Open the whole link from the invite email.</p>",
-            ));
-        }
-    };
-    let invite = match by_token(&state, token.trim()).await {
-        Ok(i) => i,
-        Err(e) if e.reason == Reason::InviteUnknown => return Ok(error_page(&e)),
-        Err(e) => return Err(e),
-    };
-    let now = state.clock.now().0;
-    if let Some(e) = spent(&invite, now) {
-        return Ok(error_page(&e));
-    }
-    let Some(org) = state.store.find_org(&invite.org_id).await? else {
-        return Ok(error_page(&ApiError::new(Reason::InviteUnknown, "org gone")));
-    };
-    let body = format!(
+    let token = query.ok().and_then(|Query(q)| q.token);
+    pages::or_refusal(verify_page_inner(&state, &headers, token.as_deref()).await)
+}
+
+async fn verify_page_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<Response, ApiError> {
+    let (invite, org) = invite_for_page(state, token).await?;
+    let token = token.unwrap_or_default().trim();
+    let mut body = format!(
         "<p><strong>{org}</strong> invites <strong>{email}</strong> to join, with the roles {roles}.</p>\
-         <p>The invite is valid until {until}.</p>\
-         <p>To accept, sign in with your identity provider as {email} and present this invite.</p>",
-        org = escape_html(org_label(&org)),
-        email = escape_html(&invite.email),
-        roles = escape_html(&invite.roles.join(", ")),
-        until = escape_html(&crate::rfc3339(invite.expires_at)),
+         <p>The invite is valid until {until}.</p>",
+        org = escape(org_label(&org)),
+        email = escape(&invite.email),
+        roles = escape(&invite.roles.join(", ")),
+        until = escape(&crate::rfc3339(invite.expires_at)),
     );
-    Ok(page(StatusCode::OK, "You are invited", &body))
+    let return_to = format!("/verify?token={}", urlencode(token));
+    match web_login::current(state, headers).await? {
+        Some(session) => body.push_str(&format!(
+            "<p>You are signed in as <strong>{who}</strong> ({issuer}).</p>\
+             <form method=\"post\" action=\"/verify\">\
+             <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\" id=\"accept\">Accept the invite</button></form>",
+            who = escape(
+                session
+                    .identity
+                    .email
+                    .as_deref()
+                    .unwrap_or(&session.identity.subject)
+            ),
+            issuer = escape(&session.identity.issuer_name),
+            token = escape(token),
+            csrf = escape(&session.csrf),
+        )),
+        None if web_login::enabled(state) => body.push_str(&format!(
+            "<p>To accept, <a id=\"sign-in\" href=\"/login?return_to={}\">sign in</a> as {}.</p>",
+            escape(&urlencode(&return_to)),
+            escape(&invite.email),
+        )),
+        None => body.push_str(&format!(
+            "<p>To accept, sign in with your identity provider as {} and redeem the invite with \
+             <code>POST /v1/invites/redeem</code> (browser sign-in is not configured here).</p>",
+            escape(&invite.email)
+        )),
+    }
+    Ok(pages::page(StatusCode::OK, "You are invited", &body))
+}
+
+/// The accept form of the invite page.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AcceptForm {
+    /// The invite token from the link.
+    pub token: String,
+    /// The page's anti-forgery token.
+    pub csrf: Option<String>,
+}
+
+/// Accept an invite from its page, as the browser's signed-in identity (see `GET /verify`):
+/// the same rules as `POST /v1/invites/redeem`, with the anti-forgery token of the page.
+#[utoipa::path(post, path = "/verify", tag = "invites",
+    request_body(content = AcceptForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, content_type = "text/html", body = String), (status = 400, content_type = "text/html", body = String), (status = 401, content_type = "text/html", body = String), (status = 403, content_type = "text/html", body = String), (status = 404, content_type = "text/html", body = String), (status = 409, content_type = "text/html", body = String), (status = 410, content_type = "text/html", body = String), (status = 503, body = ErrorBody)))]
+pub async fn accept(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<AcceptForm>, FormRejection>,
+) -> Result<Response, ApiError> {
+    pages::or_refusal(accept_inner(&state, &headers, form).await)
+}
+
+async fn accept_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<AcceptForm>, FormRejection>,
+) -> Result<Response, ApiError> {
+    let Form(form) = form.map_err(|e| ApiError::new(Reason::MalformedRequest, e.body_text()))?;
+    let session = web_login::required(state, headers).await?;
+    web_login::check_csrf(state, &session, headers, form.csrf.as_deref())?;
+    let (invite, org) = invite_for_page(state, Some(&form.token)).await?;
+    let redeemed = redeem_as(state, invite, &session.identity).await?;
+    let body = format!(
+        "<p>You joined <strong>{org}</strong> as {email}, with the roles {roles}.</p>\
+         <p>You can now sign in to tollgate's API and CLI (<code>tollgate login</code>).</p>",
+        org = escape(org_label(&org)),
+        email = escape(&redeemed.email),
+        roles = escape(&redeemed.roles.join(", ")),
+    );
+    Ok(pages::page(StatusCode::OK, "Invite accepted", &body))
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

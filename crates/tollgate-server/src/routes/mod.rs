@@ -17,6 +17,7 @@ pub mod registry;
 pub mod status;
 pub mod trust;
 pub mod users;
+pub mod web;
 
 use crate::authz;
 use crate::error::ApiError;
@@ -28,7 +29,7 @@ use tollgate_core::Reason;
 /// Every route of the server (without the outer middleware). Each route is public by
 /// name (the first group) or guarded by its handler's extractor; [`authz::enforce`] refuses
 /// any success that no guard decided on.
-pub fn routes() -> Router<AppState> {
+pub fn routes(device_verification_path: &str) -> Router<AppState> {
     // RFC 6749 endpoints authenticate clients inside the protocol handler, as the RFCs say.
     let public = Router::new()
         .route("/.well-known/jwks.json", get(discovery::jwks))
@@ -62,7 +63,16 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/keys/register", post(keys::register))
         // Invites: the link's page shows only what its token names; redemption is
         // authenticated inside by the invite token and an upstream identity token.
-        .route("/verify", get(invites::verify_page))
+        .route("/verify", get(invites::verify_page).post(invites::accept))
+        // Pages for people: sign-in, and the device verification page (a browser session
+        // from the sign-in, checked inside, with an anti-forgery token on every form).
+        .route("/login", get(web::login))
+        .route("/login/callback", get(web::callback))
+        .route("/logout", post(web::logout))
+        .route(
+            device_verification_path,
+            get(web::device_page).post(web::device_decision),
+        )
         .route("/v1/invites/redeem", post(invites::redeem))
         .route_layer(middleware::from_fn(authz::public));
     let guarded = Router::new()

@@ -28,6 +28,14 @@ const PUBLIC: &[&str] = &[
     "GET /verify",
     // Authenticated inside by the invite token and an upstream identity token in the body.
     "POST /v1/invites/redeem",
+    // Pages for people: browser sign-in through the upstream issuer, and the forms posted
+    // with the browser session's cookie and anti-forgery token (checked inside).
+    "GET /login",
+    "GET /login/callback",
+    "POST /logout",
+    "GET /device",
+    "POST /device",
+    "POST /verify",
 ];
 
 /// Whether an operation is open by route and authenticates inside: OAuth clients (HTTP

@@ -426,7 +426,7 @@ async fn the_verify_page_describes_the_invite_and_escapes_html() {
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
     assert_eq!(
         headers["content-security-policy"],
-        "default-src 'none'; style-src 'unsafe-inline'"
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
     );
     assert!(
         body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !body.contains("<script>"),

@@ -32,3 +32,4 @@ mod orgs;
 mod rate_limits;
 mod sessions;
 mod users;
+mod web;

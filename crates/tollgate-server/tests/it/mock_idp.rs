@@ -7,6 +7,10 @@
 //! - `<issuer>/.well-known/jwks.json`: the public keys, with `Cache-Control: public,
 //!   max-age=300` and a strong `ETag`, answering `304` to a matching `If-None-Match`.
 //!
+//! - `<issuer>/authorize` and `<issuer>/token`: an OpenID Connect authorization code flow
+//!   with PKCE (`S256` checked) for the user set by [`MockIssuer::sign_in_as`]: `authorize`
+//!   redirects straight back with a code, `token` answers an ID token with the `nonce`.
+//!
 //! Tests rotate keys, take an issuer down (`500`, or hanging), replace what an endpoint
 //! answers, count the fetches each endpoint served, and mint tokens signed with the
 //! issuer's keys: RS256, PS256, ES256 and EdDSA, with the key's RFC 7638 thumbprint or an
@@ -57,6 +61,8 @@ impl MockIdp {
         let router = Router::new()
             .route("/{name}/.well-known/openid-configuration", get(discovery))
             .route("/{name}/.well-known/jwks.json", get(jwks))
+            .route("/{name}/authorize", get(authorize))
+            .route("/{name}/token", axum::routing::post(token))
             .with_state(issuers.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
@@ -279,6 +285,12 @@ impl MockIssuer {
         })
     }
 
+    /// Makes `authorize` sign the browser in as `sub` with a verified `email` (or, with
+    /// `None`, answer that nobody is signed in).
+    pub fn sign_in_as(&self, login: Option<(&str, &str)>) {
+        self.state.lock().login = login.map(|(s, e)| (s.to_owned(), e.to_owned()));
+    }
+
     /// A JWT of `claims` signed with the newest key (header `alg`, `kid`, `typ: JWT`).
     pub fn mint(&self, claims: Value) -> String {
         self.mint_with(&MintOptions::default(), claims)
@@ -330,6 +342,21 @@ struct IssuerInner {
     outage: Option<Outage>,
     canned_jwks: Option<Canned>,
     discovery_issuer: Option<String>,
+    /// The user the browser is signed in as at this IdP: `sub` and `email`.
+    login: Option<(String, String)>,
+    /// Authorization codes not yet redeemed.
+    codes: HashMap<String, PendingCode>,
+}
+
+/// What an authorization code was issued for.
+#[derive(Clone)]
+struct PendingCode {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    nonce: Option<String>,
+    sub: String,
+    email: String,
 }
 
 impl IssuerState {
@@ -412,6 +439,8 @@ async fn discovery(State(issuers): State<Issuers>, Path(name): Path<String>) -> 
                 let doc = json!({
                     "issuer": iss,
                     "jwks_uri": format!("{}/.well-known/jwks.json", issuer.url),
+                    "authorization_endpoint": format!("{}/authorize", issuer.url),
+                    "token_endpoint": format!("{}/token", issuer.url),
                     "response_types_supported": ["code"],
                     "subject_types_supported": ["public"],
                     "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
@@ -579,4 +608,92 @@ fn b64(data: &[u8]) -> String {
 
 fn b64_json(value: &Value) -> String {
     b64(&serde_json::to_vec(value).unwrap())
+}
+
+/// `GET <issuer>/authorize`: signs the configured user in and redirects back with a code.
+async fn authorize(
+    State(issuers): State<Issuers>,
+    Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let Some(issuer) = find(&issuers, &name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (Some(redirect_uri), Some(client_id), Some(challenge)) =
+        (q.get("redirect_uri"), q.get("client_id"), q.get("code_challenge"))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "redirect_uri, client_id and code_challenge are required",
+        )
+            .into_response();
+    };
+    if q.get("code_challenge_method").map(String::as_str) != Some("S256")
+        || q.get("response_type").map(String::as_str) != Some("code")
+    {
+        return (StatusCode::BAD_REQUEST, "only response_type=code with S256").into_response();
+    }
+    let mut inner = issuer.lock();
+    let Some((sub, email)) = inner.login.clone() else {
+        return (StatusCode::OK, "nobody is signed in at the mock IdP").into_response();
+    };
+    let code = format!("code-{}", inner.codes.len() + 1);
+    inner.codes.insert(
+        code.clone(),
+        PendingCode {
+            client_id: client_id.clone(),
+            redirect_uri: redirect_uri.clone(),
+            challenge: challenge.clone(),
+            nonce: q.get("nonce").cloned(),
+            sub,
+            email,
+        },
+    );
+    let mut to = url::Url::parse(redirect_uri).unwrap();
+    to.query_pairs_mut().append_pair("code", &code);
+    if let Some(state) = q.get("state") {
+        to.query_pairs_mut().append_pair("state", state);
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
+}
+
+/// `POST <issuer>/token`: redeems a code once, checking the PKCE verifier and redirect URI.
+async fn token(State(issuers): State<Issuers>, Path(name): Path<String>, body: String) -> Response {
+    let Some(issuer) = find(&issuers, &name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let refuse = |e: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response();
+    let Some(pending) = form.get("code").and_then(|c| issuer.lock().codes.remove(c)) else {
+        return refuse("invalid_grant");
+    };
+    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+    let challenge = b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+    if challenge != pending.challenge
+        || form.get("redirect_uri") != Some(&pending.redirect_uri)
+        || form.get("client_id") != Some(&pending.client_id)
+    {
+        return refuse("invalid_grant");
+    }
+    let handle = MockIssuer { state: issuer };
+    let now = UnixTime(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap(),
+    );
+    let mut claims = handle.claims(now, &pending.sub);
+    claims["aud"] = json!(pending.client_id);
+    claims["email"] = json!(pending.email);
+    claims["email_verified"] = json!(true);
+    if let Some(nonce) = pending.nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    let id_token = handle.mint(claims);
+    axum::Json(json!({"access_token": "mock", "token_type": "Bearer", "id_token": id_token})).into_response()
 }
