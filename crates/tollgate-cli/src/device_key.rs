@@ -36,11 +36,7 @@ fn now() -> i64 {
 fn key_path(explicit: Option<&Path>, store: &StoreArgs) -> anyhow::Result<PathBuf> {
     match explicit {
         Some(p) => Ok(p.to_owned()),
-        None => Ok(store
-            .path()?
-            .parent()
-            .context("the token file needs a directory")?
-            .join("device-key.json")),
+        None => Ok(store.store()?.dir()?.join("device-key.json")),
     }
 }
 
@@ -97,15 +93,11 @@ pub async fn login_with_key(path: &Path, store: &StoreArgs) -> anyhow::Result<()
     let refresh = tokens.refresh_token.context(
         "the server gave no refresh token; the enrolling sign-in's issuer has refresh_tokens = false",
     )?;
-    let token_path = store.path()?;
-    token_store::save(
-        &token_path,
-        &Login {
-            server: server.clone(),
-            client_id: format!("key:{key_id}"),
-            refresh_token: SecretString::from(refresh),
-        },
-    )?;
+    store.store()?.save(&Login {
+        server: server.clone(),
+        client_id: format!("key:{key_id}"),
+        refresh_token: SecretString::from(refresh),
+    })?;
     let status = client.auth_status(&tokens.access_token).await?;
     eprintln!("signed in as {} with device key {key_id}", status.sub);
     Ok(())

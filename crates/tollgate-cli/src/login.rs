@@ -4,7 +4,7 @@
 //! [`UserSession`], which saves each rotated refresh token before using the new tokens.
 
 use crate::admin::{print_json, print_text};
-use crate::token_store::{self, Login};
+use crate::token_store::{self, Login, Store};
 use anyhow::{Context as _, bail};
 use secrecy::{ExposeSecret as _, SecretString};
 use std::path::PathBuf;
@@ -14,6 +14,10 @@ use tollgate_client::{Client, UserSession};
 /// Where the refresh token is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TokenStoreKind {
+    /// The OS keyring where there is one, else the encrypted file.
+    Auto,
+    /// The OS keyring (Linux keyutils, macOS Keychain, Windows Credential Manager).
+    Keyring,
     /// An encrypted file, mode 0600 (`--token-file`).
     File,
 }
@@ -21,20 +25,29 @@ pub enum TokenStoreKind {
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// Where to keep the refresh token.
-    #[arg(long, value_enum, default_value = "file", global = true)]
+    #[arg(long, value_enum, default_value = "auto", global = true)]
     token_store: TokenStoreKind,
     /// The token file (default `$XDG_CONFIG_HOME/tollgate/credentials.json`). Sealed with a
     /// key from `TOLLGATE_TOKEN_PASSPHRASE`, or from this machine's id without one.
     #[arg(long, env = "TOLLGATE_TOKEN_FILE", global = true)]
     token_file: Option<PathBuf>,
+    /// The keyring entry (account) of this sign-in: one entry per sign-in you keep.
+    #[arg(long, default_value = "login", global = true)]
+    keyring_account: String,
 }
 
 impl StoreArgs {
-    pub(crate) fn path(&self) -> anyhow::Result<PathBuf> {
-        match (self.token_store, &self.token_file) {
-            (TokenStoreKind::File, Some(p)) => Ok(p.clone()),
-            (TokenStoreKind::File, None) => token_store::default_path(),
-        }
+    /// The store: an explicit `--token-file` means the file.
+    pub(crate) fn store(&self) -> anyhow::Result<Store> {
+        let path = || self.token_file.clone().map_or_else(token_store::default_path, Ok);
+        Ok(match (self.token_store, &self.token_file) {
+            (TokenStoreKind::Keyring, _) => Store::keyring(&self.keyring_account),
+            (TokenStoreKind::File, _) | (TokenStoreKind::Auto, Some(_)) => Store::File(path()?),
+            (TokenStoreKind::Auto, None) => Store::Auto {
+                path: path()?,
+                account: self.keyring_account.clone(),
+            },
+        })
     }
 }
 
@@ -69,7 +82,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     if let Some(key_file) = &args.key_file {
         return crate::device_key::login_with_key(key_file, &args.store).await;
     }
-    let path = args.store.path()?;
+    let store = args.store.store()?;
     let client = Client::new(&args.server)?;
     let auth = client
         .device_authorization(&args.client_id, args.scope.as_deref(), None)
@@ -115,20 +128,17 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let refresh = tokens
         .refresh_token
         .context("the server gave no refresh token; its upstream issuer has refresh_tokens = false")?;
-    token_store::save(
-        &path,
-        &Login {
-            server: args.server.clone(),
-            client_id: args.client_id.clone(),
-            refresh_token: SecretString::from(refresh),
-        },
-    )?;
+    store.save(&Login {
+        server: args.server.clone(),
+        client_id: args.client_id.clone(),
+        refresh_token: SecretString::from(refresh),
+    })?;
     let status = client.auth_status(&tokens.access_token).await?;
     eprintln!(
         "signed in as {}{}; the refresh token is in {}",
         status.sub,
         status.org.map(|o| format!(" (org {o})")).unwrap_or_default(),
-        path.display()
+        store.describe()
     );
     Ok(())
 }
@@ -150,8 +160,8 @@ fn open_browser(url: &str) {
 
 /// The stored session, ready to refresh; every rotation is written back to the file.
 pub(crate) fn session(store: &StoreArgs) -> anyhow::Result<(UserSession, Login)> {
-    let path = store.path()?;
-    let login = token_store::load(&path)?.context("not signed in; run `tollgate login`")?;
+    let store = store.store()?;
+    let login = store.load()?.context("not signed in; run `tollgate login`")?;
     let (server, client_id) = (login.server.clone(), login.client_id.clone());
     let persist: tollgate_client::Persist = Box::new(move |next: &str| {
         let login = Login {
@@ -159,7 +169,7 @@ pub(crate) fn session(store: &StoreArgs) -> anyhow::Result<(UserSession, Login)>
             client_id: client_id.clone(),
             refresh_token: SecretString::from(next.to_owned()),
         };
-        token_store::save(&path, &login).map_err(std::io::Error::other)
+        store.save(&login).map_err(std::io::Error::other)
     });
     let client = Client::new(&login.server)?;
     let session = UserSession::new(client, login.refresh_token.clone(), persist);
@@ -189,8 +199,8 @@ pub async fn token(store: &StoreArgs) -> anyhow::Result<()> {
 
 /// `tollgate logout`: ends the session at the server and forgets it here.
 pub async fn logout(store: &StoreArgs) -> anyhow::Result<()> {
-    let path = store.path()?;
-    if let Some(login) = token_store::load(&path)? {
+    let store = store.store()?;
+    if let Some(login) = store.load()? {
         let client = Client::new(&login.server)?;
         if let Err(e) = client
             .revoke_refresh_token(login.refresh_token.expose_secret())
@@ -199,7 +209,7 @@ pub async fn logout(store: &StoreArgs) -> anyhow::Result<()> {
             eprintln!("warning: the server did not end the session ({e}); forgetting it here anyway");
         }
     }
-    token_store::remove(&path)?;
+    store.remove()?;
     eprintln!("signed out");
     Ok(())
 }

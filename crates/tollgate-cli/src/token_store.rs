@@ -1,8 +1,16 @@
-//! Where `tollgate login` keeps the refresh token: a file only its owner can read (mode
-//! 0600, directory 0700), sealed with AES-256-GCM under a key derived by PBKDF2 from
-//! `TOLLGATE_TOKEN_PASSPHRASE` or, without one, from this machine's id. The machine key
-//! only keeps a copied file useless elsewhere; the passphrase also protects it from other
-//! programs of the same user.
+//! Where `tollgate login` keeps the refresh token: the OS credential store (the `keyring`
+//! crate: Linux kernel keyutils, macOS Keychain, Windows Credential Manager), or a file only
+//! its owner can read (mode 0600, directory 0700), sealed with AES-256-GCM under a key
+//! derived by PBKDF2 from `TOLLGATE_TOKEN_PASSPHRASE` or, without one, from this machine's
+//! id. The machine key only keeps a copied file useless elsewhere; the passphrase also
+//! protects it from other programs of the same user.
+//!
+//! [`Store::Auto`] (the default) is the keyring on macOS and Windows (the file where that
+//! fails) and the file on Linux: Linux's kernel keyrings are emptied by every reboot and the
+//! persistent one expires after days unused, and where a process cannot link into it (many
+//! containers) a key "stored" there dies with the process, with no error to notice. A
+//! refresh token that silently vanishes is worse than a sealed file; Linux users who want
+//! the kernel keyring ask for it with `--token-store keyring`.
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -16,6 +24,144 @@ const PASSPHRASE_ROUNDS: u32 = 600_000;
 /// The machine id is random already; stretching it adds nothing.
 const MACHINE_ROUNDS: u32 = 1;
 const PASSPHRASE_ENV: &str = "TOLLGATE_TOKEN_PASSPHRASE";
+
+/// Whether `auto` prefers the OS keyring (see the module docs for Linux).
+const RELIABLE_KEYRING: bool = cfg!(any(target_os = "macos", target_os = "windows"));
+
+/// The keyring entries' service name.
+const KEYRING_SERVICE: &str = "tollgate";
+
+/// Where a sign-in is kept.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// The sealed file.
+    File(PathBuf),
+    /// The OS keyring, under `(service, account)`; an error where there is none.
+    Keyring { service: String, account: String },
+    /// The OS keyring (entry `account`) where it keeps sign-ins reliably, else the file.
+    Auto { path: PathBuf, account: String },
+}
+
+/// What the keyring entry holds.
+#[derive(Serialize, Deserialize)]
+struct KeyringEntry {
+    server: String,
+    client_id: String,
+    refresh_token: String,
+}
+
+impl Store {
+    /// tollgate's keyring entry `account`.
+    #[must_use]
+    pub fn keyring(account: &str) -> Self {
+        Self::Keyring {
+            service: KEYRING_SERVICE.to_owned(),
+            account: account.to_owned(),
+        }
+    }
+
+    fn entry(service: &str, account: &str) -> keyring::Result<keyring::Entry> {
+        keyring::Entry::new(service, account)
+    }
+
+    fn keyring_save(service: &str, account: &str, login: &Login) -> anyhow::Result<()> {
+        let value = serde_json::to_string(&KeyringEntry {
+            server: login.server.clone(),
+            client_id: login.client_id.clone(),
+            refresh_token: login.refresh_token.expose_secret().to_owned(),
+        })?;
+        Self::entry(service, account)
+            .and_then(|e| e.set_password(&value))
+            .context("the OS keyring cannot store the sign-in (use --token-store file)")
+    }
+
+    fn keyring_load(service: &str, account: &str) -> anyhow::Result<Option<Login>> {
+        let value = match Self::entry(service, account).and_then(|e| e.get_password()) {
+            Ok(v) => v,
+            Err(keyring::Error::NoEntry) => return Ok(None),
+            Err(e) => return Err(e).context("the OS keyring cannot be read (use --token-store file)"),
+        };
+        let entry: KeyringEntry =
+            serde_json::from_str(&value).context("the keyring entry is not a tollgate sign-in")?;
+        Ok(Some(Login {
+            server: entry.server,
+            client_id: entry.client_id,
+            refresh_token: SecretString::from(entry.refresh_token),
+        }))
+    }
+
+    fn keyring_remove(service: &str, account: &str) -> anyhow::Result<()> {
+        match Self::entry(service, account).and_then(|e| e.delete_credential()) {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(e).context("the OS keyring entry cannot be removed"),
+        }
+    }
+
+    /// Keeps `login` (replacing what was kept).
+    pub fn save(&self, login: &Login) -> anyhow::Result<()> {
+        match self {
+            Self::File(path) => save(path, login),
+            Self::Keyring { service, account } => Self::keyring_save(service, account, login),
+            Self::Auto { path, .. } if !RELIABLE_KEYRING => save(path, login),
+            Self::Auto { path, account } => match Self::keyring_save(KEYRING_SERVICE, account, login) {
+                // An older sign-in in the file must not outlive this one.
+                Ok(()) => remove(path),
+                Err(e) => {
+                    tracing::debug!("no OS keyring ({e:#}); keeping the sign-in in {}", path.display());
+                    save(path, login)
+                }
+            },
+        }
+    }
+
+    /// The kept sign-in, if any.
+    pub fn load(&self) -> anyhow::Result<Option<Login>> {
+        match self {
+            Self::File(path) => load(path),
+            Self::Keyring { service, account } => Self::keyring_load(service, account),
+            Self::Auto { path, .. } if !RELIABLE_KEYRING => load(path),
+            Self::Auto { path, account } => match Self::keyring_load(KEYRING_SERVICE, account) {
+                Ok(Some(login)) => Ok(Some(login)),
+                Ok(None) | Err(_) => load(path),
+            },
+        }
+    }
+
+    /// Forgets the sign-in (fine if there is none).
+    pub fn remove(&self) -> anyhow::Result<()> {
+        match self {
+            Self::File(path) => remove(path),
+            Self::Keyring { service, account } => Self::keyring_remove(service, account),
+            Self::Auto { path, account } => {
+                let _ = Self::keyring_remove(KEYRING_SERVICE, account);
+                remove(path)
+            }
+        }
+    }
+
+    /// Where the sign-in is (for messages).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Keyring { .. } => "the OS keyring".to_owned(),
+            Self::Auto { path, .. } if !RELIABLE_KEYRING => path.display().to_string(),
+            Self::Auto { path, .. } => format!("the OS keyring (or {} where there is none)", path.display()),
+        }
+    }
+
+    /// The directory for files kept beside the sign-in (a device key).
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        let path = match self {
+            Self::File(path) | Self::Auto { path, .. } => path.clone(),
+            Self::Keyring { .. } => default_path()?,
+        };
+        Ok(path
+            .parent()
+            .context("the token file needs a directory")?
+            .to_owned())
+    }
+}
 
 /// What is kept of a sign-in.
 #[derive(Debug)]
@@ -255,5 +401,33 @@ mod tests {
         }
         remove(&path).expect("remove");
         assert!(load(&path).expect("no file").is_none());
+    }
+
+    fn sample(token: &str) -> Login {
+        Login {
+            server: "http://127.0.0.1:1".into(),
+            client_id: "tollgate-cli".into(),
+            refresh_token: SecretString::from(token.to_owned()),
+        }
+    }
+
+    /// The keyring round trip, in an account of its own (the user's sign-in is untouched).
+    /// Linux keeps it in the kernel's keyutils, which every Linux kernel this runs on has.
+    #[test]
+    fn the_keyring_keeps_replaces_and_forgets_a_login() {
+        let account = format!("test-{}", std::process::id());
+        let store = Store::Keyring {
+            service: "tollgate-test".into(),
+            account,
+        };
+        assert!(store.load().expect("empty keyring entry").is_none());
+        store.save(&sample("tg_rt_one")).expect("save");
+        store.save(&sample("tg_rt_two")).expect("replace");
+        let back = store.load().expect("load").expect("present");
+        assert_eq!(back.refresh_token.expose_secret(), "tg_rt_two");
+        assert_eq!(back.server, "http://127.0.0.1:1");
+        store.remove().expect("remove");
+        assert!(store.load().expect("gone").is_none());
+        store.remove().expect("removing nothing is fine");
     }
 }

@@ -1130,12 +1130,19 @@ fn publish_flow_user_and_runner() {
     server.terminate();
 }
 
-/// `tollgate login` runs the device flow against a real server: it shows the code, a
-/// signed-in user approves it (as the web page would, through the API), and the refresh
-/// token lands in an encrypted file of mode 0600; `whoami` and `token` refresh through it
-/// (rotating what is stored), `logout` ends the session at the server and removes the file.
-#[test]
-fn login_whoami_token_logout_with_the_file_store() {
+/// A server whose users sign in at the test IdP, and carol signed in through the API (to
+/// approve the CLI's device code as the verification page would).
+struct LoginWorld {
+    _idp: Idp,
+    dir: tempfile::TempDir,
+    server: Server,
+    rt: tokio::runtime::Runtime,
+    sdk: tollgate_client::Client,
+    carol: String,
+    carol_sub: String,
+}
+
+fn login_world() -> LoginWorld {
     let idp = Idp::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tollgate.toml");
@@ -1161,20 +1168,33 @@ fn login_whoami_token_logout_with_the_file_store() {
     };
     let carol = rt.block_on(sdk.token_exchange(&exchange)).unwrap().access_token;
     let carol_sub = rt.block_on(sdk.auth_status(&carol)).unwrap().sub;
+    LoginWorld {
+        _idp: idp,
+        dir,
+        server,
+        rt,
+        sdk,
+        carol,
+        carol_sub,
+    }
+}
 
-    let creds = dir.path().join("cfg").join("credentials.json");
-    let store = ["--token-file", creds.to_str().unwrap()];
+/// Runs `tollgate login` with `store` arguments, approves the code it shows as carol, and
+/// returns what it printed after the code.
+fn device_login(w: &LoginWorld, store: &[&str]) -> Vec<String> {
     let mut login = Command::new(BIN)
         .args([
             "login",
             "--server",
-            &server.url,
+            &w.server.url,
             "--no-browser",
             "--timeout",
             "60s",
         ])
         .args(store)
         .env_remove("TOLLGATE_TOKEN_PASSPHRASE")
+        .env("XDG_CONFIG_HOME", w.dir.path().join("xdg"))
+        .env_remove("TOLLGATE_TOKEN_FILE")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -1196,12 +1216,26 @@ fn login_whoami_token_logout_with_the_file_store() {
             break t.to_owned();
         }
     };
-    let as_carol = sdk.clone().with_user_token(carol.clone());
-    rt.block_on(as_carol.device_approve(&code, None)).unwrap();
+    let as_carol = w.sdk.clone().with_user_token(w.carol.clone());
+    w.rt.block_on(as_carol.device_approve(&code, None)).unwrap();
     let status = login.wait().unwrap();
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(status.success(), "login failed: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("signed in as")), "{rest:?}");
+    rest
+}
+
+/// `tollgate login` runs the device flow against a real server: it shows the code, a
+/// signed-in user approves it (as the web page would, through the API), and the refresh
+/// token lands in an encrypted file of mode 0600; `whoami` and `token` refresh through it
+/// (rotating what is stored), `logout` ends the session at the server and removes the file.
+#[test]
+fn login_whoami_token_logout_with_the_file_store() {
+    let w = login_world();
+    let (dir, server, rt, sdk, carol_sub) = (&w.dir, &w.server, &w.rt, &w.sdk, &w.carol_sub);
+    let creds = dir.path().join("cfg").join("credentials.json");
+    let store = ["--token-file", creds.to_str().unwrap()];
+    device_login(&w, &store);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -1220,7 +1254,10 @@ fn login_whoami_token_logout_with_the_file_store() {
         "the rotated refresh token was stored"
     );
     let token = server.ok(&[], &[&["token"], &store[..]].concat());
-    assert_eq!(rt.block_on(sdk.auth_status(token.trim())).unwrap().sub, carol_sub);
+    assert_eq!(
+        &rt.block_on(sdk.auth_status(token.trim())).unwrap().sub,
+        carol_sub
+    );
 
     // A device key, enrolled from this sign-in, signs in again without a code.
     let key_file = dir.path().join("cfg").join("laptop-key.json");
@@ -1252,4 +1289,38 @@ fn login_whoami_token_logout_with_the_file_store() {
     let again: serde_json::Value =
         serde_json::from_str(&server.ok(&[], &[&["whoami"], &store[..]].concat())).unwrap();
     assert_eq!(again["sub"], carol_sub.as_str());
+}
+
+/// The default store (`auto`) on Linux is the sealed file in `$XDG_CONFIG_HOME` (see
+/// `token_store` for why not the kernel keyring): `whoami`, `token` and `logout` find it in
+/// other processes and keep the rotated token there; `logout` removes it.
+#[cfg(target_os = "linux")]
+#[test]
+fn login_whoami_token_logout_with_the_default_store() {
+    let w = login_world();
+    let xdg = w.dir.path().join("xdg");
+    let file = xdg.join("tollgate").join("credentials.json");
+    let env = [("XDG_CONFIG_HOME", xdg.to_str().unwrap())];
+    let said = device_login(&w, &[]);
+    assert!(
+        said.iter().any(|l| l.contains(file.to_str().unwrap())),
+        "{said:?}"
+    );
+    let sealed = std::fs::read_to_string(&file).unwrap();
+    let whoami: serde_json::Value = serde_json::from_str(&w.server.ok(&env, &["whoami"])).unwrap();
+    assert_eq!(whoami["sub"], w.carol_sub.as_str());
+    let token = w.server.ok(&env, &["token"]);
+    assert_eq!(
+        w.rt.block_on(w.sdk.auth_status(token.trim())).unwrap().sub,
+        w.carol_sub
+    );
+    assert_ne!(
+        std::fs::read_to_string(&file).unwrap(),
+        sealed,
+        "rotations are kept"
+    );
+    w.server.ok(&env, &["logout"]);
+    assert!(!file.exists());
+    let (_, err) = w.server.refused(&env, &["whoami"]);
+    assert!(err.contains("tollgate login"), "{err}");
 }
