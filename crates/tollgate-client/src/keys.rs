@@ -93,4 +93,30 @@ impl Client {
         let req = self.http.post(self.url("/oauth/token")).form(&form);
         decode(req.send().await?).await
     }
+
+    /// `POST /oauth/token` with `grant_type=client_credentials`, the device key
+    /// authenticating with `private_key_jwt` (RFC 7523 §2.2): the same answer as
+    /// [`Client::jwt_bearer`]. `client_id`, when given, must be the key's (`key:<id>`).
+    pub async fn private_key_jwt(
+        &self,
+        assertion: &str,
+        client_id: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse> {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+            ("client_assertion", assertion),
+        ];
+        for (name, value) in [("client_id", client_id), ("scope", scope)] {
+            if let Some(v) = value {
+                form.push((name, v));
+            }
+        }
+        let req = self.http.post(self.url("/oauth/token")).form(&form);
+        decode(req.send().await?).await
+    }
 }
+
+/// RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -25,7 +25,7 @@ use tollgate_proto::oauth::{IntrospectionResponse, TokenResponse};
 use tollgate_proto::ops::{AuthStatus, Health};
 
 pub use device::DEVICE_CODE_GRANT;
-pub use keys::JWT_BEARER_GRANT;
+pub use keys::{CLIENT_ASSERTION_TYPE, JWT_BEARER_GRANT};
 pub use registry::registry_auth_yaml;
 pub use session::{Persist, UserSession};
 pub use tollgate_proto as proto;

@@ -15,6 +15,8 @@ pub struct ServerMetadata {
     pub device_authorization_endpoint: String,
     pub grant_types_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// For `private_key_jwt` (device keys): the algorithms of client assertions.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// Required by RFC 8414; empty because tollgate has no authorization endpoint.

@@ -15,6 +15,32 @@ pub struct CreateInviteRequest {
     pub ttl: Option<String>,
 }
 
+/// `POST /v1/invites`: an invite with its org in the body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgInviteRequest {
+    /// The org's id or name.
+    pub org: String,
+    pub email: String,
+    /// Role names (built in or the org's custom roles) the invitee gets.
+    pub roles: Vec<String>,
+    /// Lifetime (`"2d"`, `"12h"`); at most, and by default, `invites.ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+impl CreateOrgInviteRequest {
+    /// The invite without its org.
+    #[must_use]
+    pub fn invite(self) -> CreateInviteRequest {
+        CreateInviteRequest {
+            email: self.email,
+            roles: self.roles,
+            ttl: self.ttl,
+        }
+    }
+}
+
 /// How the invite email went out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -35,6 +35,13 @@ pub struct TokenRequest {
     /// `iss` = `sub` = key id, `aud` = the token endpoint URL, short `exp`, unique `jti`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assertion: Option<String>,
+    /// With `client_credentials`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`,
+    /// a device key authenticating with `private_key_jwt` (RFC 7523 §2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_assertion_type: Option<String>,
+    /// The device key's JWT (same rules as `assertion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_assertion: Option<String>,
     /// Token exchange: only `urn:ietf:params:oauth:token-type:access_token` (or `…:jwt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_token_type: Option<String>,

@@ -372,12 +372,25 @@ impl<R: Require> FromRequestParts<AppState> for OrgAccess<R> {
     }
 }
 
+impl<R: Require> OrgAccess<R> {
+    /// The guard for an org named elsewhere than the path (in a request body): the same
+    /// decision, audit and refusals as the extractor.
+    pub async fn for_org(parts: &mut Parts, state: &AppState, org_ref: &str) -> Result<Self, ApiError> {
+        let result = authorize_in(parts, state, R::REQUIREMENT, org_ref.to_owned()).await;
+        decided(parts, result).map(|(caller, org, permissions)| OrgAccess {
+            caller,
+            org,
+            permissions,
+            _requirement: PhantomData,
+        })
+    }
+}
+
 async fn authorize(
     parts: &mut Parts,
     state: &AppState,
     requirement: Requirement,
 ) -> Result<(Caller, OrgRecord, PermissionSet), ApiError> {
-    let caller = authenticate(parts, state).await?;
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|e| ApiError::internal(&e))?;
@@ -390,6 +403,16 @@ async fn authorize(
             "org route without {org}",
         )));
     };
+    authorize_in(parts, state, requirement, org_ref).await
+}
+
+async fn authorize_in(
+    parts: &mut Parts,
+    state: &AppState,
+    requirement: Requirement,
+    org_ref: String,
+) -> Result<(Caller, OrgRecord, PermissionSet), ApiError> {
+    let caller = authenticate(parts, state).await?;
     let org = state.store.find_org(&org_ref).await?;
     let no_such_org = || ApiError::new(Reason::NotFound, format!("no org `{org_ref}`"));
     let (user, token_org) = match &caller {

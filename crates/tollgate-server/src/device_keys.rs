@@ -30,6 +30,7 @@ use crate::extract::form::Form;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -593,9 +594,62 @@ fn refused(reason: Reason, message: impl Into<String>) -> ApiError {
     ApiError::new(reason, message).as_invalid_grant()
 }
 
+/// RFC 7523 §2.2: `client_assertion_type` of a JWT client assertion.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 /// Handles `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1).
 pub async fn token(state: &AppState, form: &Form) -> Result<TokenResponse, ApiError> {
     let assertion = form.required("assertion")?;
+    by_assertion(state, form, assertion, "token.jwt_bearer")
+        .await
+        .map(|(resp, _)| resp)
+        .map_err(ApiError::as_invalid_grant)
+}
+
+/// Handles `grant_type=client_credentials` from a device key authenticating as the client
+/// `key:<id>` with `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): the same
+/// assertion rules and the same answer as the JWT bearer grant; refusals are
+/// `401 invalid_client`.
+pub async fn client_credentials(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<TokenResponse, ApiError> {
+    let refuse = |reason: Reason, m: &str| ApiError::new(reason, m.to_owned()).as_invalid_client();
+    if form.required("client_assertion_type")? != CLIENT_ASSERTION_TYPE {
+        return Err(refuse(
+            Reason::InvalidParameter,
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ));
+    }
+    if headers.contains_key(header::AUTHORIZATION) || form.one("client_secret")?.is_some() {
+        return Err(refuse(
+            Reason::ClientAuthAmbiguous,
+            "a client assertion authenticates the client alone; send no HTTP Basic or client_secret with it",
+        ));
+    }
+    let assertion = form.required("client_assertion")?;
+    // RFC 7523 §3: a client_id sent along must be the assertion's (the device key's).
+    let named = form.one("client_id")?;
+    let response = by_assertion(state, form, assertion, "token.private_key_jwt").await;
+    match (response, named) {
+        (Err(e), _) => Err(e.as_invalid_client()),
+        (Ok((_, key_id)), Some(id)) if id != client_id(&key_id) && id != key_id => Err(refuse(
+            Reason::ClientAuthFailed,
+            "client_id differs from the client assertion's key",
+        )),
+        (Ok((resp, _)), _) => Ok(resp),
+    }
+}
+
+/// Verifies `assertion` by the device key its `kid` names and answers as the key's user;
+/// audited as `action` either way. The answer and the key id.
+async fn by_assertion(
+    state: &AppState,
+    form: &Form,
+    assertion: &str,
+    action: &str,
+) -> Result<(TokenResponse, String), ApiError> {
     let jws = UnverifiedJws::parse(assertion, state.config.tokens.max_token_bytes)
         .map_err(|e| refused(e.reason(), format!("assertion: {e}")))?;
     let Some(kid) = jws.header().kid.clone() else {
@@ -635,18 +689,18 @@ pub async fn token(state: &AppState, form: &Form) -> Result<TokenResponse, ApiEr
         )
     })?;
     // From here on the presenter holds the key: refusals are audited.
-    let result = grant(state, form, &key, &payload).await;
+    let result = grant(state, form, &key, &payload, action).await;
     let actor = client_id(&key.id);
     match result {
         Ok((resp, event)) => {
             crate::audit::record_event(state, event).await?;
-            Ok(resp)
+            Ok((resp, key.id))
         }
         Err(e) => {
             // A rate-limited request is only counted.
             if e.reason != Reason::RateLimited {
                 let detail = json!({"user": key.user_id, "device_name": key.device_name, "why": e.message});
-                let event = AuditEvent::new(&actor, "token.jwt_bearer")
+                let event = AuditEvent::new(&actor, action)
                     .target(&key.id)
                     .denied(e.reason)
                     .detail(detail);
@@ -752,6 +806,7 @@ async fn grant(
     form: &Form,
     key: &UserKeyRecord,
     payload: &[u8],
+    action: &str,
 ) -> Result<(TokenResponse, AuditEvent), ApiError> {
     let now = state.clock.now();
     if key.revoked_at.is_some() {
@@ -810,7 +865,7 @@ async fn grant(
         "user": c.sub, "device_name": key.device_name, "aud": c.aud, "scope": c.scope,
         "roles": c.roles, "exp": c.exp, "refresh_token": refresh_token.is_some(),
     });
-    let mut event = AuditEvent::new(&client_id, "token.jwt_bearer")
+    let mut event = AuditEvent::new(&client_id, action)
         .target(&key.id)
         .credential(&c.jti)
         .detail(detail);

@@ -110,6 +110,17 @@ impl ApiError {
         self
     }
 
+    /// The same refusal as failed client authentication: `401 invalid_client` (RFC 6749
+    /// §5.2, RFC 7523 §3.2 for client assertions), except for a 503 or a rate limit.
+    #[must_use]
+    pub fn as_invalid_client(mut self) -> Self {
+        let (status, _) = classify(self.reason);
+        if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
+            self.extra().overridden = Some((StatusCode::UNAUTHORIZED, "invalid_client"));
+        }
+        self
+    }
+
     /// A backing-service failure: logged with its cause, answered 503 without it.
     pub fn unavailable(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %DisplayChain(cause), "backing service failed; refusing request");

@@ -27,6 +27,7 @@ pub fn limited_per_ip(path: &str) -> bool {
         || path == "/v1/keys/register"
         // Onboarding: invites (created by org admins, redeemed and shown to anyone).
         || path == "/v1/invites/redeem"
+        || path == "/v1/invites"
         || path == "/verify"
         // Browser sign-in starts documents and calls the issuer; the device page takes codes.
         || path.starts_with("/login")

@@ -75,8 +75,14 @@ fn server_metadata(state: &AppState) -> impl IntoResponse + use<> {
         ]
         .map(str::to_owned)
         .to_vec(),
-        // `none`: token exchange and the device grant need no client authentication.
-        token_endpoint_auth_methods_supported: [auth_methods.as_slice(), &["none".to_owned()]].concat(),
+        // `none`: token exchange and the device grant need no client authentication;
+        // `private_key_jwt`: device keys (RFC 7523 §2.2).
+        token_endpoint_auth_methods_supported: [
+            auth_methods.as_slice(),
+            &["private_key_jwt".to_owned(), "none".to_owned()],
+        ]
+        .concat(),
+        token_endpoint_auth_signing_alg_values_supported: vec!["EdDSA".to_owned(), "ES256".to_owned()],
         introspection_endpoint_auth_methods_supported: auth_methods.clone(),
         revocation_endpoint_auth_methods_supported: auth_methods,
         response_types_supported: vec![],

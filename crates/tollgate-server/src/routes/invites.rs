@@ -16,6 +16,7 @@ use crate::web_login;
 use axum::Json;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -26,7 +27,8 @@ use tollgate_core::secret_token::{self, SecretKind};
 use tollgate_core::upstream::{NoTrace, UpstreamIdentity};
 use tollgate_proto::ErrorBody;
 use tollgate_proto::invites::{
-    CreateInviteRequest, CreatedInvite, EmailStatus, InviteInfo, RedeemInviteRequest, RedeemedInvite,
+    CreateInviteRequest, CreateOrgInviteRequest, CreatedInvite, EmailStatus, InviteInfo, RedeemInviteRequest,
+    RedeemedInvite,
 };
 use tollgate_store::{InviteRecord, MembershipChange, MembershipRecord, OrgRecord, SecretHash, StoreError};
 
@@ -85,6 +87,28 @@ pub async fn create(
     State(state): State<AppState>,
     access: OrgAccess<MembersWrite>,
     JsonBody(req): JsonBody<CreateInviteRequest>,
+) -> Result<(StatusCode, Json<CreatedInvite>), ApiError> {
+    create_in(state, access, req).await
+}
+
+/// Invite an email address into the org named in the body (the same rules and answer as
+/// `POST /v1/orgs/{org}/invites`).
+#[utoipa::path(post, path = "/v1/invites", tag = "invites", security(("bearer" = [])),
+    request_body = CreateOrgInviteRequest,
+    responses((status = 201, body = CreatedInvite), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_by_body(
+    State(state): State<AppState>,
+    mut parts: Parts,
+    JsonBody(req): JsonBody<CreateOrgInviteRequest>,
+) -> Result<(StatusCode, Json<CreatedInvite>), ApiError> {
+    let access = OrgAccess::<MembersWrite>::for_org(&mut parts, &state, &req.org).await?;
+    create_in(state, access, req.invite()).await
+}
+
+async fn create_in(
+    state: AppState,
+    access: OrgAccess<MembersWrite>,
+    req: CreateInviteRequest,
 ) -> Result<(StatusCode, Json<CreatedInvite>), ApiError> {
     let email = req.email.trim().to_owned();
     check_email(&email)?;

@@ -123,6 +123,7 @@ pub fn routes(device_verification_path: &str) -> Router<AppState> {
         )
         .route("/v1/orgs/{org}/roles", get(orgs::roles))
         .route("/v1/orgs/{org}/invites", get(invites::list).post(invites::create))
+        .route("/v1/invites", post(invites::create_by_body))
         .route("/v1/orgs/{org}/invites/{id}/revoke", post(invites::revoke))
         .route(
             "/v1/orgs/{org}/roles/{name}",

@@ -43,6 +43,10 @@ pub(crate) fn no_store(body: impl IntoResponse) -> Response {
 )]
 pub async fn token(State(state): State<AppState>, req: FormRequest) -> Result<Response, ApiError> {
     match req.form.required("grant_type")? {
+        // RFC 7523 §2.2: a device key authenticating with a client assertion.
+        "client_credentials" if req.form.one("client_assertion_type")?.is_some() => Ok(no_store(Json(
+            crate::device_keys::client_credentials(&state, &req.headers, &req.form).await?,
+        ))),
         "client_credentials" => client_credentials(&state, &req.headers, &req.form).await,
         "refresh_token" => Ok(no_store(Json(
             crate::sessions::refresh(&state, &req.headers, &req.form).await?,

@@ -741,3 +741,85 @@ async fn on_redis_enrollment_single_use_and_assertion_replay_hold_alike() {
         "assertion-replayed"
     );
 }
+
+/// The same key authenticates as the OAuth client `key:<id>` with `private_key_jwt` (RFC
+/// 7523 §2.2) at `grant_type=client_credentials`; its refusals are `401 invalid_client`.
+#[tokio::test]
+async fn a_device_key_authenticates_as_a_client_with_private_key_jwt() {
+    let w = world().await;
+    let (alice, user) = signed_in(&w, "alice", Some("acme")).await;
+    let (k, info) = enroll(&w, &user, "laptop", SigningAlg::ES256).await;
+    let c = &w.app.client;
+    let client_id = format!("key:{}", info.id);
+
+    let once = assertion(&w, &k, &info.id).await;
+    let tokens = c.private_key_jwt(&once, Some(&client_id), None).await.unwrap();
+    let status = c.auth_status(&tokens.access_token).await.unwrap();
+    assert_eq!(
+        (status.sub.as_str(), status.client_id.as_str()),
+        (alice.as_str(), client_id.as_str())
+    );
+    assert!(tokens.refresh_token.is_some());
+
+    // Replays, another key's client id, and mixed methods are refused as client auth.
+    let refused = |r: Result<_, Error>| match r {
+        Err(Error::Refused { status, body }) => (status.as_u16(), body.error, Some(body.reason)),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        refused(c.private_key_jwt(&once, None, None).await),
+        (
+            401,
+            "invalid_client".to_owned(),
+            Some("assertion-replayed".to_owned())
+        )
+    );
+    let fresh = assertion(&w, &k, &info.id).await;
+    assert_eq!(
+        refused(c.private_key_jwt(&fresh, Some("key:uk_someoneelse"), None).await)
+            .2
+            .as_deref(),
+        Some("client-auth-failed")
+    );
+    let form = [
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+        ),
+        ("client_assertion", fresh.as_str()),
+    ];
+    let r = w
+        .app
+        .http
+        .post(w.app.url("/oauth/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", tollgate_client::CLIENT_ASSERTION_TYPE),
+        ("client_assertion", fresh.as_str()),
+        ("client_id", client_id.as_str()),
+        ("client_secret", "x"),
+    ];
+    let r = w
+        .app
+        .http
+        .post(w.app.url("/oauth/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["reason"], "client-auth-ambiguous");
+    // Revoked: refused too.
+    user.revoke_my_key(&info.id).await.unwrap();
+    let after = assertion(&w, &k, &info.id).await;
+    assert_eq!(
+        refused(c.private_key_jwt(&after, None, None).await).2.as_deref(),
+        Some("key-revoked")
+    );
+}

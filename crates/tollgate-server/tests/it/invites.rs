@@ -652,3 +652,49 @@ async fn onboarding_from_invite_to_device_key_to_revocation() {
         "key-revoked"
     );
 }
+
+/// `POST /v1/invites` names the org in the body, under the same guard as the org route.
+#[tokio::test]
+async fn an_invite_can_name_its_org_in_the_body() {
+    let w = invite_only().await;
+    acme(&w).await;
+    let access = w.sign_in("alice", Some("acme")).await.access;
+    let post = |body: serde_json::Value| {
+        let req = w
+            .app
+            .http
+            .post(w.app.url("/v1/invites"))
+            .bearer_auth(&access)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post(json!({"org": "acme", "email": "dan@example.com", "roles": ["member"]})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["org_id"], json!(w.app.client.org("acme").await.unwrap().id));
+    assert!(
+        body["link"].as_str().unwrap().contains("/verify?token=tg_inv_"),
+        "{body}"
+    );
+    let listed = w.app.client.list_invites("acme").await.unwrap();
+    assert!(listed.iter().any(|i| i.email == "dan@example.com"));
+
+    let (status, body) = post(json!({"org": "globex", "email": "x@example.com", "roles": []})).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (404, Some("not-found")),
+        "{body}"
+    );
+    let (status, body) =
+        post(json!({"org": "acme", "email": "x@example.com", "roles": [], "admin": true})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) =
+        post(json!({"org": "acme", "email": "x@example.com", "roles": ["owner"], "ttl": "1000d"})).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("invalid-parameter")),
+        "{body}"
+    );
+}
