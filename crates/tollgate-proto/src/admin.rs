@@ -185,6 +185,9 @@ pub struct UserInfo {
     pub user_ver: i64,
     pub created_at: String,
     pub disabled: bool,
+    /// When the user redeemed an invite sent to `email` (RFC 3339); absent if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified_at: Option<String>,
     pub identities: Vec<IdentityInfo>,
 }
 

@@ -55,6 +55,7 @@ async fn register(state: &AppState, identity: &UpstreamIdentity) -> Result<UserR
         user_ver: 1,
         created_at: now,
         disabled_at: None,
+        email_verified_at: None,
     };
     let link = IdentityRecord {
         iss: identity.issuer.clone(),
@@ -91,6 +92,7 @@ pub async fn create(
         user_ver: 1,
         created_at: now,
         disabled_at: None,
+        email_verified_at: None,
     };
     let links: Vec<IdentityRecord> = identities
         .iter()

@@ -235,6 +235,8 @@ pub struct UserRecord {
     pub user_ver: i64,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    /// When an invite to this address was redeemed by the user's identity.
+    pub email_verified_at: Option<i64>,
 }
 
 /// An upstream identity linked to a user: the issuer's exact `iss` and the `sub` it vouches for.

@@ -109,7 +109,7 @@ fn insert_key_sql() -> String {
     format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
 }
 
-const USER_COLUMNS: &str = "id, email, user_ver, created_at, disabled_at";
+const USER_COLUMNS: &str = "id, email, user_ver, created_at, disabled_at, email_verified_at";
 
 const SESSION_COLUMNS: &str = "id, user_id, user_ver, client_id, scope, audience, upstream, created_at, expires_at, \
      last_used_at, revoked_at, revoked_reason, org_id";
@@ -159,6 +159,7 @@ macro_rules! sql_store {
                     user_ver: r.try_get("user_ver")?,
                     created_at: r.try_get("created_at")?,
                     disabled_at: r.try_get("disabled_at")?,
+                    email_verified_at: r.try_get("email_verified_at")?,
                 })
             }
 
@@ -520,7 +521,7 @@ macro_rules! sql_store {
         impl Users for $store {
             async fn user_by_identity(&self, iss: &str, sub: &str) -> Result<Option<UserRecord>> {
                 let row = sqlx::query(
-                    "SELECT u.id, u.email, u.user_ver, u.created_at, u.disabled_at FROM users u \
+                    "SELECT u.id, u.email, u.user_ver, u.created_at, u.disabled_at, u.email_verified_at FROM users u \
                      JOIN identities i ON i.user_id = u.id WHERE i.iss = $1 AND i.sub = $2",
                 )
                 .bind(iss)
@@ -532,12 +533,13 @@ macro_rules! sql_store {
 
             async fn create_user(&self, user: &UserRecord, identities: &[IdentityRecord]) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
                     .bind(&user.id)
                     .bind(&user.email)
                     .bind(user.user_ver)
                     .bind(user.created_at)
                     .bind(user.disabled_at)
+                    .bind(user.email_verified_at)
                     .execute(&mut *tx)
                     .await?;
                 for i in identities {

@@ -307,6 +307,7 @@ fn user(id: &str) -> tollgate_store::UserRecord {
         user_ver: 1,
         created_at: 1,
         disabled_at: None,
+        email_verified_at: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) async fn info(state: &AppState, u: UserRecord) -> Result<UserInfo, Ap
         user_ver: u.user_ver,
         created_at: crate::rfc3339(u.created_at),
         disabled: u.disabled_at.is_some(),
+        email_verified_at: u.email_verified_at.map(crate::rfc3339),
         identities: identities
             .into_iter()
             .map(|i| IdentityInfo {

@@ -196,6 +196,9 @@ async fn an_invite_goes_to_the_outbox_and_is_redeemed_once_under_invite_only() {
             .unwrap(),
         Some(w.app.clock.now().0)
     );
+    // The user API shows it.
+    let shown = w.app.client.get_user(&redeemed.user_id).await.unwrap();
+    assert_eq!(shown.email_verified_at, Some(tollgate_server::rfc3339(w.app.clock.now().0)));
     // Bob can now sign in, in acme.
     let s = w.sign_in("bob", Some("acme")).await;
     let status = w.app.client.auth_status(&s.access).await.unwrap();
