@@ -1219,7 +1219,8 @@ fn device_login(w: &LoginWorld, store: &[&str]) -> Vec<String> {
     let as_carol = w.sdk.clone().with_user_token(w.carol.clone());
     w.rt.block_on(as_carol.device_approve(&code, None)).unwrap();
     let status = login.wait().unwrap();
-    let rest: Vec<String> = rx.try_iter().collect();
+    // Everything it printed: the reader thread ends (and the channel closes) at its EOF.
+    let rest: Vec<String> = rx.iter().collect();
     assert!(status.success(), "login failed: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("signed in as")), "{rest:?}");
     rest

@@ -372,6 +372,18 @@ impl<R: Require> FromRequestParts<AppState> for OrgAccess<R> {
     }
 }
 
+/// Refuses a request to a guarded route whose body did not parse (so the guard, which
+/// needs the body, cannot run): still a decision — the caller's authentication failure if
+/// there is one (an anonymous caller learns nothing more), else `e`.
+pub async fn refused_unparsed(parts: &Parts, state: &AppState, e: ApiError) -> ApiError {
+    let refusal = match authenticate(parts, state).await {
+        Ok(_) => e,
+        Err(unauthenticated) => unauthenticated,
+    };
+    slot(parts).decide(Decision::Denied);
+    refusal
+}
+
 impl<R: Require> OrgAccess<R> {
     /// The guard for an org named elsewhere than the path (in a request body): the same
     /// decision, audit and refusals as the extractor.

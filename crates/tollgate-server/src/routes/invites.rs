@@ -99,8 +99,12 @@ pub async fn create(
 pub async fn create_by_body(
     State(state): State<AppState>,
     mut parts: Parts,
-    JsonBody(req): JsonBody<CreateOrgInviteRequest>,
+    body: Result<JsonBody<CreateOrgInviteRequest>, ApiError>,
 ) -> Result<(StatusCode, Json<CreatedInvite>), ApiError> {
+    let req = match body {
+        Ok(JsonBody(req)) => req,
+        Err(e) => return Err(crate::authz::refused_unparsed(&parts, &state, e).await),
+    };
     let access = OrgAccess::<MembersWrite>::for_org(&mut parts, &state, &req.org).await?;
     create_in(state, access, req.invite()).await
 }

@@ -198,7 +198,10 @@ async fn an_invite_goes_to_the_outbox_and_is_redeemed_once_under_invite_only() {
     );
     // The user API shows it.
     let shown = w.app.client.get_user(&redeemed.user_id).await.unwrap();
-    assert_eq!(shown.email_verified_at, Some(tollgate_server::rfc3339(w.app.clock.now().0)));
+    assert_eq!(
+        shown.email_verified_at,
+        Some(tollgate_server::rfc3339(w.app.clock.now().0))
+    );
     // Bob can now sign in, in acme.
     let s = w.sign_in("bob", Some("acme")).await;
     let status = w.app.client.auth_status(&s.access).await.unwrap();
@@ -608,15 +611,18 @@ async fn onboarding_from_invite_to_device_key_to_revocation() {
         .await
         .unwrap();
 
-    // Tokens by assertion, no browser.
+    // Tokens with the key authenticating as the client `key:<id>` (private_key_jwt), no browser.
     let aud = w.app.client.metadata().await.unwrap().token_endpoint;
     let assertion = |at: i64| device_key::assertion(&key, &enrolled.id, &aud, at, 60).unwrap();
+    let client_id = format!("key:{}", enrolled.id);
     let first = w
         .app
         .client
-        .jwt_bearer(&assertion(now), None, None, None)
+        .private_key_jwt(&assertion(now), Some(&client_id), None)
         .await
         .unwrap();
+    let dana_user = w.app.client.get_user(&redeemed.user_id).await.unwrap();
+    assert!(dana_user.email_verified_at.is_some(), "{dana_user:?}");
     let status = w.app.client.auth_status(&first.access_token).await.unwrap();
     assert_eq!(status.sub, redeemed.user_id);
     // Refresh, rotation, and reuse of the spent refresh token ends the session.
@@ -652,6 +658,10 @@ async fn onboarding_from_invite_to_device_key_to_revocation() {
     );
     assert_eq!(
         reason(w.app.client.jwt_bearer(&assertion(now), None, None, None).await),
+        "key-revoked"
+    );
+    assert_eq!(
+        reason(w.app.client.private_key_jwt(&assertion(now), None, None).await),
         "key-revoked"
     );
 }
