@@ -7,6 +7,7 @@
 pub mod alg;
 pub mod audience;
 pub mod authz;
+pub mod certs;
 pub mod claims;
 pub mod client_grant;
 pub mod device;

@@ -148,6 +148,13 @@ reasons! {
     LoginFailed = "login-failed", "The upstream issuer refused the authorization code or answered without a usable ID token (the message says which); start the sign-in again.";
     IdpUnavailable = "idp-unavailable", "The upstream issuer's discovery or token endpoint could not be reached; the sign-in was not completed. Retry later.";
     CsrfInvalid = "csrf-invalid", "The form's anti-forgery token does not belong to this browser's sign-in, or the form was posted from another site; reload the page and try again.";
+    // Certificates
+    CsrInvalid = "csr-invalid", "The CSR is not a well-formed PKCS #10 request (PEM or base64 DER).";
+    CsrSignatureInvalid = "csr-signature-invalid", "The CSR's signature does not verify with the public key it carries: it was altered, or signed by another key.";
+    KeyTypeNotAllowed = "key-type-not-allowed", "The CSR's key type is not accepted; use P-256, P-384, Ed25519 or RSA of 2048–8192 bits.";
+    SanNotAllowed = "san-not-allowed", "The CSR names a subject alternative name this certificate may not carry (the message names it and the account's patterns).";
+    WildcardDepth = "wildcard-depth", "A wildcard DNS name is misplaced (only a whole left-most `*` label over two or more labels) or reaches deeper than the account's patterns allow.";
+    CaUnavailable = "ca-unavailable", "The certificate authority could not sign (an external CA is down or refused); nothing was issued. Retry later.";
     // Rate limits
     RateLimited = "rate-limited", "Too many requests from this address or with this credential; wait for Retry-After seconds.";
     // Server side

@@ -206,6 +206,10 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         LoginStateInvalid | LoginFailed => (StatusCode::BAD_REQUEST, "access_denied"),
         IdpUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         CsrfInvalid => (StatusCode::FORBIDDEN, "access_denied"),
+        CsrInvalid | CsrSignatureInvalid | KeyTypeNotAllowed | SanNotAllowed | WildcardDepth => {
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        }
+        CaUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
@@ -314,6 +318,7 @@ mod tests {
                             | Reason::InternalError
                             | Reason::JwksUnavailable
                             | Reason::IdpUnavailable
+                            | Reason::CaUnavailable
                     ),
                     "{r} maps to {status}"
                 );
