@@ -106,7 +106,7 @@ fn check_name(common_name: &str) -> Result<(), CryptoError> {
 }
 
 /// The validity period, checked.
-fn validity(
+pub(crate) fn validity(
     not_before_unix: i64,
     not_after_unix: i64,
 ) -> Result<(OffsetDateTime, OffsetDateTime), CryptoError> {
@@ -145,7 +145,7 @@ fn root_params(
 }
 
 /// rcgen's signer for `key`, checked to carry exactly the key's public key.
-fn checked_signer(key: &SigningKey) -> Result<CertSigner<'_>, CryptoError> {
+pub(crate) fn checked_signer(key: &SigningKey) -> Result<CertSigner<'_>, CryptoError> {
     let signer = CertSigner(key);
     // rcgen rebuilds the SPKI from the algorithm and the raw key; it must be the key's own.
     if signer.subject_public_key_info() != key.public_key_der() {
@@ -157,7 +157,7 @@ fn checked_signer(key: &SigningKey) -> Result<CertSigner<'_>, CryptoError> {
 }
 
 /// A [`SigningKey`] as rcgen's signer.
-struct CertSigner<'a>(&'a SigningKey);
+pub(crate) struct CertSigner<'a>(&'a SigningKey);
 
 impl PublicKeyData for CertSigner<'_> {
     fn der_bytes(&self) -> &[u8] {

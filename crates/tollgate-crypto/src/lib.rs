@@ -4,7 +4,9 @@
 //! Everything here is synchronous and stateless; aws-lc-rs does the arithmetic. The crate
 //! knows nothing about storage or HTTP: keys come in as bytes and leave as bytes.
 
+pub mod ca;
 pub mod certificate;
+pub mod csr;
 pub mod device_key;
 pub mod jwk;
 pub mod jws;
