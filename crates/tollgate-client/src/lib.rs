@@ -2,6 +2,7 @@
 //! covers every endpoint.
 
 mod audit;
+mod certs;
 mod ci;
 mod device;
 mod invites;

@@ -12,8 +12,8 @@ use crate::csr::ParsedCsr;
 use crate::{CryptoError, SigningKey};
 use aws_lc_rs::digest;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod,
-    KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
 };
 use std::net::IpAddr;
 
@@ -26,7 +26,9 @@ pub struct CaIdentity<'a> {
 
 impl std::fmt::Debug for CaIdentity<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CaIdentity").field("common_name", &self.common_name).finish_non_exhaustive()
+        f.debug_struct("CaIdentity")
+            .field("common_name", &self.common_name)
+            .finish_non_exhaustive()
     }
 }
 

@@ -78,7 +78,9 @@ fn der_of(text: &str) -> Result<Vec<u8>, CsrError> {
         .filter(|l| !l.starts_with("-----"))
         .collect();
     if text.trim_start().starts_with("-----") && !text.contains("CERTIFICATE REQUEST-----") {
-        return Err(CsrError::Malformed("the PEM block is not a CERTIFICATE REQUEST".into()));
+        return Err(CsrError::Malformed(
+            "the PEM block is not a CERTIFICATE REQUEST".into(),
+        ));
     }
     base64::engine::general_purpose::STANDARD
         .decode(body.as_bytes())
@@ -194,10 +196,7 @@ fn verify(csr: &X509CertificationRequest<'_>, key: &KeyKind, key_bits: &[u8]) ->
         return Ok(());
     }
     UnparsedPublicKey::new(alg, key_bits)
-        .verify(
-            csr.certification_request_info.raw,
-            &csr.signature_value.data,
-        )
+        .verify(csr.certification_request_info.raw, &csr.signature_value.data)
         .map_err(|_| CsrError::SignatureInvalid)
 }
 
@@ -215,7 +214,9 @@ pub fn request(
 ) -> Result<String, crate::CryptoError> {
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
     for d in dns_names {
         let ia5 = d
             .as_str()
@@ -230,5 +231,6 @@ pub fn request(
     let csr = params
         .serialize_request(&signer)
         .map_err(|e| crate::CryptoError::Certificate(e.to_string()))?;
-    csr.pem().map_err(|e| crate::CryptoError::Certificate(e.to_string()))
+    csr.pem()
+        .map_err(|e| crate::CryptoError::Certificate(e.to_string()))
 }

@@ -3,13 +3,15 @@
 //! intermediate and the root (checked with x509-parser here; `openssl verify` and webpki
 //! in the server's tests).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use proptest::prelude::*;
 use std::net::IpAddr;
 use tollgate_core::SigningAlg;
 use tollgate_core::certs::KeyKind;
+use tollgate_crypto::SigningKey;
 use tollgate_crypto::ca::{self, CaIdentity, Leaf, LeafProfile};
 use tollgate_crypto::csr::{self, CsrError};
-use tollgate_crypto::SigningKey;
 use x509_parser::prelude::*;
 
 fn key(alg: SigningAlg) -> SigningKey {
@@ -29,7 +31,13 @@ fn good_csrs_parse_with_their_key_and_names() {
     ] {
         let k = key(alg);
         let ips: Vec<IpAddr> = vec!["10.1.2.3".parse().unwrap(), "::1".parse().unwrap()];
-        let pem = csr::request(&k, "ignored", &["a.example.com".into(), "b.example.com".into()], &ips).unwrap();
+        let pem = csr::request(
+            &k,
+            "ignored",
+            &["a.example.com".into(), "b.example.com".into()],
+            &ips,
+        )
+        .unwrap();
         let parsed = csr::parse(&pem).unwrap();
         assert_eq!(parsed.request.key, Some(kind));
         assert_eq!(parsed.request.dns_names, ["a.example.com", "b.example.com"]);
@@ -52,10 +60,18 @@ fn an_altered_csr_fails_its_signature_and_garbage_is_malformed() {
     use base64::Engine as _;
     let altered = base64::engine::general_purpose::STANDARD.encode(&der);
     assert_eq!(csr::parse(&altered).unwrap_err(), CsrError::SignatureInvalid);
-    for bad in ["", "not base64 !", "aGVsbG8=", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"] {
+    for bad in [
+        "",
+        "not base64 !",
+        "aGVsbG8=",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+    ] {
         assert!(matches!(csr::parse(bad), Err(CsrError::Malformed(_))), "{bad:?}");
     }
-    assert!(matches!(csr::parse(&"A".repeat(20_000)), Err(CsrError::Malformed(_))));
+    assert!(matches!(
+        csr::parse(&"A".repeat(20_000)),
+        Err(CsrError::Malformed(_))
+    ));
 }
 
 /// A P-384 key through rcgen's signer trait, signed with aws-lc-rs (tollgate's own keys are
@@ -75,14 +91,23 @@ impl rcgen::PublicKeyData for P384 {
 impl rcgen::SigningKey for P384 {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        Ok(self.0.sign(&rng, msg).map_err(|_| rcgen::Error::RemoteKeyError)?.as_ref().to_vec())
+        Ok(self
+            .0
+            .sign(&rng, msg)
+            .map_err(|_| rcgen::Error::RemoteKeyError)?
+            .as_ref()
+            .to_vec())
     }
 }
 
 #[test]
 fn p384_csrs_verify_and_are_issued() {
     use aws_lc_rs::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair};
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P384_SHA384_ASN1_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
     let pair = P384(EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8.as_ref()).unwrap());
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name.push(rcgen::DnType::CommonName, "p384");
@@ -92,22 +117,41 @@ fn p384_csrs_verify_and_are_issued() {
     let (_, inter, _, _) = hierarchy();
     let leaf = issue_client(&inter, &parsed, "workload");
     let (_, cert) = X509Certificate::from_der(&leaf).unwrap();
-    assert_eq!(cert.public_key().algorithm.parameters.as_ref().unwrap().as_oid().unwrap().to_id_string(), "1.3.132.0.34");
+    assert_eq!(
+        cert.public_key()
+            .algorithm
+            .parameters
+            .as_ref()
+            .unwrap()
+            .as_oid()
+            .unwrap()
+            .to_id_string(),
+        "1.3.132.0.34"
+    );
 }
 
 /// Root and intermediate keys and PEMs.
 fn hierarchy() -> (SigningKey, SigningKey, String, String) {
     let root_key = key(SigningAlg::ES256);
     let inter_key = key(SigningAlg::ES256);
-    let root = CaIdentity { common_name: "tollgate root", key: &root_key };
-    let inter = CaIdentity { common_name: "tollgate issuing", key: &inter_key };
+    let root = CaIdentity {
+        common_name: "tollgate root",
+        key: &root_key,
+    };
+    let inter = CaIdentity {
+        common_name: "tollgate issuing",
+        key: &inter_key,
+    };
     let root_pem = ca::new_root(root, 1_700_000_000, 1_900_000_000).unwrap();
     let inter_pem = ca::new_intermediate(root, inter, 1_700_000_000, 1_800_000_000).unwrap();
     (root_key, inter_key, root_pem, inter_pem)
 }
 
 fn issue_client(inter_key: &SigningKey, parsed: &csr::ParsedCsr, cn: &str) -> Vec<u8> {
-    let issuer = CaIdentity { common_name: "tollgate issuing", key: inter_key };
+    let issuer = CaIdentity {
+        common_name: "tollgate issuing",
+        key: inter_key,
+    };
     let leaf = Leaf {
         profile: LeafProfile::Client,
         common_name: cn,
@@ -139,16 +183,29 @@ fn leaves_chain_to_the_intermediate_and_the_root() {
     assert_eq!(leaf.issuer(), inter.subject());
     assert_eq!(leaf.subject().to_string(), "O=acme, OU=user, CN=usr_alice");
     assert_eq!(leaf.public_key().raw, leaf_key.public_key_der());
-    assert_eq!(leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp(), 5_400);
+    assert_eq!(
+        leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp(),
+        5_400
+    );
     assert!(!leaf.is_ca());
     let eku = leaf.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.client_auth && !eku.server_auth);
     // The AKI of each is its issuer's SKI.
-    let ski = |c: &X509Certificate<'_>| match c.get_extension_unique(&oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER).unwrap().unwrap().parsed_extension() {
+    let ski = |c: &X509Certificate<'_>| match c
+        .get_extension_unique(&oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+        .unwrap()
+        .unwrap()
+        .parsed_extension()
+    {
         ParsedExtension::SubjectKeyIdentifier(k) => k.0.to_vec(),
         _ => panic!("no SKI"),
     };
-    let aki = |c: &X509Certificate<'_>| match c.get_extension_unique(&oid_registry::OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER).unwrap().unwrap().parsed_extension() {
+    let aki = |c: &X509Certificate<'_>| match c
+        .get_extension_unique(&oid_registry::OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER)
+        .unwrap()
+        .unwrap()
+        .parsed_extension()
+    {
         ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref().unwrap().0.to_vec(),
         _ => panic!("no AKI"),
     };
@@ -164,10 +221,13 @@ fn leaves_chain_to_the_intermediate_and_the_root() {
     assert!(check(&leaf, &inter) && check(&inter, &root) && check(&root, &root));
     assert!(!check(&leaf, &root));
     // Serials are random, positive and 16 bytes.
-    let serials: std::collections::HashSet<Vec<u8>> =
-        (0..50).map(|_| ca::random_serial().to_vec()).collect();
+    let serials: std::collections::HashSet<Vec<u8>> = (0..50).map(|_| ca::random_serial().to_vec()).collect();
     assert_eq!(serials.len(), 50);
-    assert!(serials.iter().all(|s| s.len() == 16 && s[0] & 0x80 == 0 && s[0] != 0));
+    assert!(
+        serials
+            .iter()
+            .all(|s| s.len() == 16 && s[0] & 0x80 == 0 && s[0] != 0)
+    );
 }
 
 proptest! {

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod certs;
 pub mod ci;
 pub mod device;
 pub mod discovery;

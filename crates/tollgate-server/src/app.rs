@@ -88,6 +88,15 @@ impl App {
             rotate_after: config.keys.rotate_after,
         };
         let keys = KeyRing::start(store.clone(), master.clone(), clock.clone(), policy).await?;
+        let ca: Option<Arc<dyn crate::certs::CertificateAuthority>> = if config.certs.enabled {
+            let internal =
+                crate::certs::InternalCa::start(&*store, &master, clock.now().0, &config.certs.ca_name)
+                    .await
+                    .map_err(|e| StartError::Bootstrap(format!("the certificate authority: {e}")))?;
+            Some(Arc::new(internal))
+        } else {
+            None
+        };
         let audit_chain = Arc::new(crate::audit_chain::AuditChain::start(&*store, &master, &clock).await?);
         let hashing = SecretHashing::start(store.clone(), master, clock.clone()).await?;
         let metrics = Arc::new(Metrics::new());
@@ -147,6 +156,7 @@ impl App {
             audit_writer,
             audit_chain,
             registry_certs: Arc::default(),
+            ca,
             web_login: Arc::new(
                 crate::web_login::WebLogin::new()
                     .map_err(|e| StartError::Bootstrap(format!("cannot build the HTTP client: {e}")))?,

@@ -59,6 +59,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub invites: InvitesConfig,
     pub web_login: WebLoginConfig,
+    pub certs: CertsConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -359,6 +360,40 @@ impl Default for WebLoginConfig {
             client_secret: None,
             scopes: "openid email profile".to_owned(),
             session_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Certificates from tollgate's own CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertsConfig {
+    /// Serve `POST /v1/certificates/sign` and `GET /v1/ca/chain` (the CA is made on first use).
+    pub enabled: bool,
+    /// The CA's names: `<ca_name> Root CA` and `<ca_name> Issuing CA`.
+    pub ca_name: String,
+    /// Longest client certificate for a person's sign-in.
+    #[serde(with = "humantime_serde")]
+    pub developer_ttl: Duration,
+    /// Longest client certificate for a CI job (never past its job token's expiry).
+    #[serde(with = "humantime_serde")]
+    pub ci_job_ttl: Duration,
+    /// Longest server certificate.
+    #[serde(with = "humantime_serde")]
+    pub server_ttl: Duration,
+    /// Certificates one identity may get per hour (0 = unlimited).
+    pub issuance_rate_hourly: u32,
+}
+
+impl Default for CertsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ca_name: "tollgate".to_owned(),
+            developer_ttl: Duration::from_secs(90 * 60),
+            ci_job_ttl: Duration::from_secs(120 * 60),
+            server_ttl: Duration::from_secs(6 * 24 * 3600),
+            issuance_rate_hourly: 60,
         }
     }
 }
@@ -682,6 +717,19 @@ impl Config {
         }
         if k.assertion_max_age < Duration::from_secs(10) || k.assertion_max_age > Duration::from_secs(3600) {
             return Err("device_keys.assertion_max_age must be between 10s and 1h".into());
+        }
+        let c = &self.certs;
+        if c.ca_name.is_empty() || c.ca_name.chars().count() > 40 || c.ca_name.chars().any(char::is_control) {
+            return Err("certs.ca_name must have 1 to 40 characters".into());
+        }
+        for (name, ttl) in [
+            ("developer_ttl", c.developer_ttl),
+            ("ci_job_ttl", c.ci_job_ttl),
+            ("server_ttl", c.server_ttl),
+        ] {
+            if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(397 * 24 * 3600) {
+                return Err(format!("certs.{name} must be between 1m and 397d"));
+            }
         }
         let web = &self.web_login;
         if !web.issuer.is_empty() && web.client_id.is_empty() {

@@ -10,6 +10,7 @@ pub mod app;
 pub mod audit;
 pub mod audit_chain;
 pub mod authz;
+pub mod certs;
 pub mod clients;
 pub mod clock;
 pub mod config;

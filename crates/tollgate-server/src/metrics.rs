@@ -72,6 +72,31 @@ pub struct Metrics {
     pub rate_limited: Family<LimitLabel, Counter>,
     /// Device authorization requests (RFC 8628).
     pub device_authorizations: Family<KindLabel, Counter>,
+    /// Certificates issued, by CA and profile.
+    pub certs_issued: Family<CertLabels, Counter>,
+    /// Certificate requests refused or failed, by CA and reason code.
+    pub cert_errors: Family<CertErrorLabels, Counter>,
+    /// Time to sign a certificate, by CA.
+    pub cert_issue_duration: Family<CaLabel, Histogram, fn() -> Histogram>,
+}
+
+/// A CA and the certificate profile (`client`, `server`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertLabels {
+    pub ca: String,
+    pub profile: &'static str,
+}
+
+/// A CA and why a certificate was not issued.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertErrorLabels {
+    pub ca: String,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CaLabel {
+    pub ca: String,
 }
 
 /// Which rate limit refused a request.
@@ -152,6 +177,25 @@ impl Metrics {
         let publish_steps = Family::<StepLabels, Counter>::default();
         let rate_limited = Family::<LimitLabel, Counter>::default();
         let device_authorizations = Family::<KindLabel, Counter>::default();
+        let certs_issued = Family::<CertLabels, Counter>::default();
+        let cert_errors = Family::<CertErrorLabels, Counter>::default();
+        let cert_issue_duration: Family<CaLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "cert_issued",
+            "Certificates issued, by CA and profile",
+            certs_issued.clone(),
+        );
+        registry.register(
+            "cert_issue_errors",
+            "Certificate requests refused or failed, by CA and reason code",
+            cert_errors.clone(),
+        );
+        registry.register(
+            "cert_issue_duration_seconds",
+            "Time to sign a certificate (CSR checked to certificate signed), by CA",
+            cert_issue_duration.clone(),
+        );
         registry.register(
             "device_authorizations",
             "Device authorization requests (RFC 8628)",
@@ -244,6 +288,9 @@ impl Metrics {
             publish_steps,
             rate_limited,
             device_authorizations,
+            certs_issued,
+            cert_errors,
+            cert_issue_duration,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use tollgate_proto::{
-    ErrorBody, admin, audit, ci, device, discovery, invites, keys, oauth, ops, orgs, registry,
+    ErrorBody, admin, audit, certs, ci, device, discovery, invites, keys, oauth, ops, orgs, registry,
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -49,6 +49,7 @@ use crate::routes;
         routes::invites::verify_page, routes::invites::accept,
         routes::web::login, routes::web::callback, routes::web::logout, routes::web::device_page,
         routes::web::device_decision,
+        routes::certs::chain, routes::certs::sign,
     ),
     components(schemas(
         ErrorBody, oauth::TokenRequest, oauth::TokenResponse, oauth::TokenTypeHintRequest,
@@ -74,6 +75,7 @@ use crate::routes;
         keys::KeyBootstrapRequest, keys::KeyBootstrapResponse, keys::KeyRegisterRequest, keys::UserKeyInfo,
         invites::CreateInviteRequest, invites::CreateOrgInviteRequest, invites::EmailStatus, invites::CreatedInvite, invites::InviteInfo,
         invites::RedeemInviteRequest, invites::RedeemedInvite,
+        certs::SignCertificateRequest, certs::IssuedCertificate,
         routes::invites::AcceptForm, routes::web::LogoutForm, routes::web::DecisionForm,
     )),
     modifiers(&Security, &StandardErrors),
@@ -92,6 +94,7 @@ use crate::routes;
         (name = "device", description = "Device authorization (RFC 8628): a signed-in user looks up, approves or denies a device's user code (user token)"),
         (name = "keys", description = "Device keys: enrollment with proof of possession (the device then gets tokens with RFC 7523 assertions at POST /oauth/token)"),
         (name = "web", description = "Pages for people: browser sign-in through the upstream issuer (web_login), and the device verification page"),
+        (name = "certificates", description = "X.509 client certificates from tollgate's CA for users and CI jobs, and the CA chain"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]

@@ -107,6 +107,8 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAd
 pub struct Limits {
     pub per_ip: Option<Quota>,
     pub per_identity: Option<Quota>,
+    /// Certificates per identity and hour (`certs.issuance_rate_hourly`).
+    pub cert_issuance: Option<Quota>,
     pub trusted_proxies: Vec<Cidr>,
 }
 
@@ -124,6 +126,12 @@ impl Limits {
             per_identity: r
                 .enabled
                 .then(|| quota("per_identity", &r.per_identity, r.per_identity_burst))
+                .transpose()?,
+            cert_issuance: (r.enabled && c.certs.issuance_rate_hourly > 0)
+                .then(|| {
+                    let n = c.certs.issuance_rate_hourly;
+                    quota("certs.issuance_rate_hourly", &format!("{n}/hour"), n)
+                })
                 .transpose()?,
             trusted_proxies: c
                 .server
@@ -170,7 +178,18 @@ pub async fn check_identity(state: &AppState, identity: &str) -> Result<(), ApiE
     let Some(quota) = state.limits.per_identity else {
         return Ok(());
     };
-    match count(state, quota, &format!("id:{identity}"), "identity").await {
+    check_quota(state, quota, &format!("id:{identity}"), "identity").await
+}
+
+/// Counts one request for `key` against `quota` (metrics label `limit`): 429 when over,
+/// 503 when the counter store fails.
+pub async fn check_quota(
+    state: &AppState,
+    quota: Quota,
+    key: &str,
+    limit: &'static str,
+) -> Result<(), ApiError> {
+    match count(state, quota, key, limit).await {
         Ok(()) => Ok(()),
         Err(-1) => Err(ApiError::new(
             Reason::ServiceUnavailable,

@@ -35,6 +35,8 @@ pub struct AppState {
     pub redis: Option<tollgate_store::RedisEphemeral>,
     /// The registry key's certificate for `x5c` headers, made once per key.
     pub registry_certs: Arc<crate::registry::CertCache>,
+    /// The certificate authority (`None` with `certs.enabled = false`).
+    pub ca: Option<Arc<dyn crate::certs::CertificateAuthority>>,
     /// Browser sign-in to tollgate's pages (OpenID Connect relying party).
     pub web_login: Arc<crate::web_login::WebLogin>,
 }

@@ -319,6 +319,16 @@ pub trait UserKeys {
     async fn touch_user_key(&self, id: &str, now: i64) -> Result<()>;
 }
 
+/// The internal CA's keys and certificates (sealed by the caller; the store does no crypto).
+#[async_trait]
+pub trait CaKeys {
+    /// Every stored CA key, by role.
+    async fn ca_keys(&self) -> Result<Vec<CaKeyRecord>>;
+    /// Stores a set of CA keys in one transaction, unless any role exists: true if stored,
+    /// false if another set was there first (that one is kept, whole).
+    async fn create_ca_keys(&self, keys: &[CaKeyRecord]) -> Result<bool>;
+}
+
 /// Invites into orgs, found by the keyed hash of their token.
 #[async_trait]
 pub trait Invites {
@@ -401,6 +411,7 @@ pub trait Store:
     + BuildSessions
     + UserKeys
     + Invites
+    + CaKeys
     + Ephemeral
     + Send
     + Sync
@@ -425,6 +436,7 @@ impl<T> Store for T where
         + BuildSessions
         + UserKeys
         + Invites
+        + CaKeys
         + Ephemeral
         + Send
         + Sync

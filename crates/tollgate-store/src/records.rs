@@ -463,3 +463,15 @@ pub struct InviteRecord {
     pub redeemed_by: Option<String>,
     pub revoked_at: Option<i64>,
 }
+
+/// A key of the internal CA (`root` or `issuing`), sealed with the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaKeyRecord {
+    pub role: String,
+    pub common_name: String,
+    /// The JOSE name of the key's algorithm (`ES256`).
+    pub alg: String,
+    pub sealed_key: Vec<u8>,
+    pub cert_pem: String,
+    pub created_at: i64,
+}

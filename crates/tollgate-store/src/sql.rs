@@ -2,6 +2,7 @@
 //! `ON CONFLICT`, partial unique indexes), so one macro body implements every trait for
 //! both; only connecting and the migrations differ.
 
+mod ca;
 mod ci;
 mod invites;
 mod keys;

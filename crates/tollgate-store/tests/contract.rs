@@ -1134,6 +1134,25 @@ async fn of_concurrent_invite_redemptions_exactly_one_wins(s: Arc<dyn Store>) {
     assert_eq!(wins, 1);
 }
 
+/// CA keys are written once as a set: a second set (a replica starting at the same time)
+/// is refused whole and the first one kept.
+async fn ca_keys_are_stored_once_as_a_set(s: Arc<dyn Store>) {
+    let key = |role: &str, name: &str| tollgate_store::CaKeyRecord {
+        role: role.into(),
+        common_name: name.into(),
+        alg: "ES256".into(),
+        sealed_key: vec![1, 2, 3],
+        cert_pem: format!("-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"),
+        created_at: 10,
+    };
+    assert!(s.ca_keys().await.unwrap().is_empty());
+    let first = [key("issuing", "first issuing"), key("root", "first root")];
+    assert!(s.create_ca_keys(&first).await.unwrap());
+    let second = [key("root", "second root"), key("issuing", "second issuing")];
+    assert!(!s.create_ca_keys(&second).await.unwrap());
+    assert_eq!(s.ca_keys().await.unwrap(), first);
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1503,6 +1522,7 @@ async fn ephemeral_state_follows_the_contract(s: Arc<dyn Store>) {
 }
 
 contract!(
+    ca_keys_are_stored_once_as_a_set,
     invites_redeem_once_and_revoke,
     of_concurrent_invite_redemptions_exactly_one_wins,
     ping_works,

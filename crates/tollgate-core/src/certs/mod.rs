@@ -7,6 +7,6 @@ pub mod policy;
 
 pub use names::{DnsName, DnsPattern, NameError};
 pub use policy::{
-    CertRefusal, CsrRequest, KeyKind, ServerRules, TtlContext, TtlLimits, check_client, check_key, check_server,
-    clamp_ttl,
+    CertRefusal, CsrRequest, KeyKind, ServerRules, TtlContext, TtlLimits, check_client, check_key,
+    check_server, clamp_ttl,
 };

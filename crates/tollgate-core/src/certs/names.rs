@@ -56,7 +56,9 @@ fn to_ascii(whole: &str, input: &str) -> Result<String, NameError> {
             || label.starts_with('-')
             || label.ends_with('-')
         {
-            return Err(invalid("a label has characters other than letters, digits and inner hyphens"));
+            return Err(invalid(
+                "a label has characters other than letters, digits and inner hyphens",
+            ));
         }
     }
     Ok(ascii)
@@ -75,11 +77,15 @@ impl DnsName {
             None => (false, input),
         };
         if rest.contains('*') {
-            return Err(wildcard("a wildcard may only be the whole left-most label (`*.example.com`)"));
+            return Err(wildcard(
+                "a wildcard may only be the whole left-most label (`*.example.com`)",
+            ));
         }
         let ascii = to_ascii(input, rest)?;
         if star && ascii.split('.').count() < 2 {
-            return Err(wildcard("a wildcard must cover at least two labels (`*.example.com`, not `*.com`)"));
+            return Err(wildcard(
+                "a wildcard must cover at least two labels (`*.example.com`, not `*.com`)",
+            ));
         }
         Ok(Self(if star { format!("*.{ascii}") } else { ascii }))
     }
@@ -204,7 +210,11 @@ impl DnsPattern {
         let zone: Vec<&str> = self.zone.iter().map(String::as_str).collect();
         match self.depth {
             // The pattern's one name is itself a child of the wildcard's zone.
-            Depth::Exact => below(&zone, &base.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>(), Depth::One),
+            Depth::Exact => below(
+                &zone,
+                &base.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>(),
+                Depth::One,
+            ),
             Depth::One => base == zone,
             Depth::Any => base == zone || below(&base, &self.zone, Depth::Any),
         }
@@ -218,6 +228,7 @@ impl fmt::Display for DnsPattern {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -260,16 +271,40 @@ mod tests {
         assert!(p.allows(&name("SHOP.BÜCHER.example")));
         assert_eq!(name("BÜCHER.example"), name("xn--bcher-kva.example"));
         // Full-width dots are dots after UTS #46 mapping.
-        assert_eq!(name("a\u{3002}bücher\u{ff0e}example"), name("a.xn--bcher-kva.example"));
+        assert_eq!(
+            name("a\u{3002}bücher\u{ff0e}example"),
+            name("a.xn--bcher-kva.example")
+        );
     }
 
     #[test]
     fn malformed_names_and_wildcards_are_refused() {
-        for bad in ["", ".", "a..b", "-a.example.com", "a-.example.com", "a_b.example.com", "a b.example"] {
-            assert!(matches!(DnsName::parse(bad), Err(NameError::Invalid(..))), "{bad}");
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "-a.example.com",
+            "a-.example.com",
+            "a_b.example.com",
+            "a b.example",
+        ] {
+            assert!(
+                matches!(DnsName::parse(bad), Err(NameError::Invalid(..))),
+                "{bad}"
+            );
         }
-        for bad in ["*.com", "*", "a*.example.com", "*.*.example.com", "a.*.example.com", "**.example.com"] {
-            assert!(matches!(DnsName::parse(bad), Err(NameError::Wildcard(..))), "{bad}");
+        for bad in [
+            "*.com",
+            "*",
+            "a*.example.com",
+            "*.*.example.com",
+            "a.*.example.com",
+            "**.example.com",
+        ] {
+            assert!(
+                matches!(DnsName::parse(bad), Err(NameError::Wildcard(..))),
+                "{bad}"
+            );
         }
         assert!(DnsName::parse(&format!("{}.com", "a".repeat(64))).is_err());
         assert!(DnsPattern::parse("*.com").is_err());

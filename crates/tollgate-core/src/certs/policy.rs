@@ -13,7 +13,9 @@ pub enum KeyKind {
     P256,
     P384,
     Ed25519,
-    Rsa { bits: u32 },
+    Rsa {
+        bits: u32,
+    },
     /// Anything else, by its algorithm (and curve) OID.
     Other(String),
 }
@@ -69,7 +71,9 @@ pub fn check_key(key: &KeyKind) -> Result<(), CertRefusal> {
         KeyKind::Rsa { bits } if (RSA_MIN_BITS..=RSA_MAX_BITS).contains(bits) => Ok(()),
         other => Err(refuse(
             Reason::KeyTypeNotAllowed,
-            format!("the CSR's key is {other}; accepted: P-256, P-384, Ed25519, RSA of {RSA_MIN_BITS}–{RSA_MAX_BITS} bits"),
+            format!(
+                "the CSR's key is {other}; accepted: P-256, P-384, Ed25519, RSA of {RSA_MIN_BITS}–{RSA_MAX_BITS} bits"
+            ),
         )),
     }
 }
@@ -153,7 +157,9 @@ pub fn check_server(req: &CsrRequest, rules: &ServerRules) -> Result<Vec<DnsName
             if name.is_wildcard() && rules.dns.iter().any(|p| p.allows_children_of(&name)) {
                 return Err(refuse(
                     Reason::WildcardDepth,
-                    format!("`{name}` is a wildcard deeper than the patterns allow ({shown}); name the hosts"),
+                    format!(
+                        "`{name}` is a wildcard deeper than the patterns allow ({shown}); name the hosts"
+                    ),
                 ));
             }
             return Err(refuse(
@@ -223,6 +229,7 @@ pub fn clamp_ttl(context: TtlContext, requested: Option<Duration>, limits: &TtlL
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -248,19 +255,35 @@ mod tests {
 
     #[test]
     fn keys_are_allowlisted() {
-        for ok in [KeyKind::P256, KeyKind::P384, KeyKind::Ed25519, KeyKind::Rsa { bits: 2048 }, KeyKind::Rsa { bits: 4096 }] {
+        for ok in [
+            KeyKind::P256,
+            KeyKind::P384,
+            KeyKind::Ed25519,
+            KeyKind::Rsa { bits: 2048 },
+            KeyKind::Rsa { bits: 4096 },
+        ] {
             assert!(check_key(&ok).is_ok(), "{ok}");
         }
-        for bad in [KeyKind::Rsa { bits: 1024 }, KeyKind::Rsa { bits: 16384 }, KeyKind::Other("1.3.132.0.10".into())] {
+        for bad in [
+            KeyKind::Rsa { bits: 1024 },
+            KeyKind::Rsa { bits: 16384 },
+            KeyKind::Other("1.3.132.0.10".into()),
+        ] {
             assert_eq!(reason(check_key(&bad)), Reason::KeyTypeNotAllowed, "{bad}");
         }
-        assert_eq!(reason(check_client(&CsrRequest::default())), Reason::KeyTypeNotAllowed);
+        assert_eq!(
+            reason(check_client(&CsrRequest::default())),
+            Reason::KeyTypeNotAllowed
+        );
     }
 
     #[test]
     fn client_certificates_carry_no_sans() {
         assert!(check_client(&req(&[])).is_ok());
-        assert_eq!(reason(check_client(&req(&["a.example.com"]))), Reason::SanNotAllowed);
+        assert_eq!(
+            reason(check_client(&req(&["a.example.com"]))),
+            Reason::SanNotAllowed
+        );
         let with_ip = CsrRequest {
             ip_addresses: vec!["10.0.0.1".parse().unwrap()],
             ..req(&[])
@@ -276,26 +299,55 @@ mod tests {
     #[test]
     fn server_names_must_match_and_wildcards_have_depth_rules() {
         let r = rules(&["*.build.example.com", "ci.example.com"]);
-        let ok = check_server(&req(&["A.build.example.com", "ci.example.com.", "a.build.example.com"]), &r).unwrap();
-        assert_eq!(ok.iter().map(DnsName::as_str).collect::<Vec<_>>(), ["a.build.example.com", "ci.example.com"]);
+        let ok = check_server(
+            &req(&["A.build.example.com", "ci.example.com.", "a.build.example.com"]),
+            &r,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.iter().map(DnsName::as_str).collect::<Vec<_>>(),
+            ["a.build.example.com", "ci.example.com"]
+        );
         assert!(check_server(&req(&["*.build.example.com"]), &r).is_ok());
-        assert_eq!(reason(check_server(&req(&["evilbuild.example.com"]), &r)), Reason::SanNotAllowed);
+        assert_eq!(
+            reason(check_server(&req(&["evilbuild.example.com"]), &r)),
+            Reason::SanNotAllowed
+        );
         // `ci.example.com` is allowed, the wildcard over all of example.com is not.
-        assert_eq!(reason(check_server(&req(&["*.example.com"]), &r)), Reason::WildcardDepth);
-        assert_eq!(reason(check_server(&req(&["*.example.org"]), &r)), Reason::SanNotAllowed);
-        assert_eq!(reason(check_server(&req(&["*.x.build.example.com"]), &r)), Reason::SanNotAllowed);
+        assert_eq!(
+            reason(check_server(&req(&["*.example.com"]), &r)),
+            Reason::WildcardDepth
+        );
+        assert_eq!(
+            reason(check_server(&req(&["*.example.org"]), &r)),
+            Reason::SanNotAllowed
+        );
+        assert_eq!(
+            reason(check_server(&req(&["*.x.build.example.com"]), &r)),
+            Reason::SanNotAllowed
+        );
         let deep = rules(&["*.build.example.com", "*.x.build.example.com"]);
         assert!(check_server(&req(&["*.x.build.example.com"]), &deep).is_ok());
         // A wildcard one level above what the patterns allow: named as a depth problem.
         let hosts = rules(&["*.x.build.example.com"]);
-        assert_eq!(reason(check_server(&req(&["*.build.example.com"]), &hosts)), Reason::SanNotAllowed);
+        assert_eq!(
+            reason(check_server(&req(&["*.build.example.com"]), &hosts)),
+            Reason::SanNotAllowed
+        );
         let hosts_only = rules(&["**.build.example.com"]);
         assert!(check_server(&req(&["*.a.b.build.example.com"]), &hosts_only).is_ok());
         for bad in ["*.*.build.example.com", "a*.build.example.com", "*.com"] {
-            assert_eq!(reason(check_server(&req(&[bad]), &r)), Reason::WildcardDepth, "{bad}");
+            assert_eq!(
+                reason(check_server(&req(&[bad]), &r)),
+                Reason::WildcardDepth,
+                "{bad}"
+            );
         }
         assert_eq!(reason(check_server(&req(&[]), &r)), Reason::SanNotAllowed);
-        assert_eq!(reason(check_server(&req(&["a_b.build.example.com"]), &r)), Reason::InvalidParameter);
+        assert_eq!(
+            reason(check_server(&req(&["a_b.build.example.com"]), &r)),
+            Reason::InvalidParameter
+        );
         let ip = CsrRequest {
             ip_addresses: vec!["10.0.0.1".parse().unwrap()],
             ..req(&["ci.example.com"])
@@ -317,21 +369,56 @@ mod tests {
         let r = rules(&["*.a.build.example.com"]);
         // The children of `*.build.example.com` include `a.build.example.com`, which the
         // pattern does not allow; no child is allowed, so it is a plain refusal.
-        assert_eq!(reason(check_server(&req(&["*.build.example.com"]), &r)), Reason::SanNotAllowed);
+        assert_eq!(
+            reason(check_server(&req(&["*.build.example.com"]), &r)),
+            Reason::SanNotAllowed
+        );
         let r = rules(&["x.build.example.com"]);
-        assert_eq!(reason(check_server(&req(&["*.build.example.com"]), &r)), Reason::WildcardDepth);
+        assert_eq!(
+            reason(check_server(&req(&["*.build.example.com"]), &r)),
+            Reason::WildcardDepth
+        );
     }
 
     #[test]
     fn lifetimes_are_clamped_by_context() {
         let l = TtlLimits::default();
         assert_eq!(clamp_ttl(TtlContext::Developer, None, &l, 0), 90 * 60);
-        assert_eq!(clamp_ttl(TtlContext::Developer, Some(Duration::from_secs(600)), &l, 0), 600);
-        assert_eq!(clamp_ttl(TtlContext::Developer, Some(Duration::from_secs(86_400)), &l, 0), 90 * 60);
+        assert_eq!(
+            clamp_ttl(TtlContext::Developer, Some(Duration::from_secs(600)), &l, 0),
+            600
+        );
+        assert_eq!(
+            clamp_ttl(TtlContext::Developer, Some(Duration::from_secs(86_400)), &l, 0),
+            90 * 60
+        );
         assert_eq!(clamp_ttl(TtlContext::Server, None, &l, 0), 6 * 86_400);
-        assert_eq!(clamp_ttl(TtlContext::CiJob { job_expires_at: 1_000 + 1_800 }, None, &l, 1_000), 1_800);
-        assert_eq!(clamp_ttl(TtlContext::CiJob { job_expires_at: 1_000 + 86_400 }, None, &l, 1_000), 7_200);
-        assert_eq!(clamp_ttl(TtlContext::CiJob { job_expires_at: 500 }, None, &l, 1_000), 0);
+        assert_eq!(
+            clamp_ttl(
+                TtlContext::CiJob {
+                    job_expires_at: 1_000 + 1_800
+                },
+                None,
+                &l,
+                1_000
+            ),
+            1_800
+        );
+        assert_eq!(
+            clamp_ttl(
+                TtlContext::CiJob {
+                    job_expires_at: 1_000 + 86_400
+                },
+                None,
+                &l,
+                1_000
+            ),
+            7_200
+        );
+        assert_eq!(
+            clamp_ttl(TtlContext::CiJob { job_expires_at: 500 }, None, &l, 1_000),
+            0
+        );
     }
 
     proptest! {

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod builds;
+pub mod certs;
 pub mod device;
 pub mod discovery;
 pub mod invites;
@@ -51,6 +52,8 @@ pub fn routes(device_verification_path: &str) -> Router<AppState> {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        // The CA's certificates are public: every verifier needs them.
+        .route("/v1/ca/chain", get(certs::chain))
         // The runner's publish steps authenticate inside: the CI OIDC token (attest), then
         // the runner secret; finalize and the session view also take the session's user.
         .route("/v1/publish/attest", post(publish::attest))
@@ -154,6 +157,7 @@ pub fn routes(device_verification_path: &str) -> Router<AppState> {
         .route("/v1/publish/init", post(publish::init))
         .route("/v1/build/sessions", post(builds::open).get(builds::list_own))
         .route("/v1/build/sessions/{id}/close", post(builds::close_own))
+        .route("/v1/certificates/sign", post(certs::sign))
         .route("/v1/me", get(me::get))
         .route("/v1/me/sessions", get(me::sessions))
         .route("/v1/me/sessions/{id}/revoke", post(me::revoke_session))

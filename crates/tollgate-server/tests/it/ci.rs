@@ -966,3 +966,59 @@ async fn job_tokens_get_the_registry_repositories_their_policy_grants() {
     // Another org's repository of the same name pattern: never.
     assert_eq!(access("repository:other/app:pull").await, json!([]));
 }
+
+/// A CI job token → a client certificate (when the job's trust policy grants the `client`
+/// profile) that ends no later than the job token, names the workload, and verifies with
+/// `openssl verify`; with the grant taken back, the next job is refused.
+#[tokio::test]
+async fn a_ci_job_gets_a_client_certificate_that_ends_with_its_job_token() {
+    let ci = ci().await;
+    let mut policy = release_policy();
+    policy.grant.certificates = vec!["client".into()];
+    ci.owner
+        .put_trust_policy("acme", "release", &policy)
+        .await
+        .unwrap();
+    let job = ci.exchange(&ci.github_token(|_| {})).await.unwrap();
+    let job_exp = payload(&job.access_token)["exp"].as_i64().unwrap();
+    let as_job = ci
+        .world
+        .app
+        .client
+        .clone()
+        .with_user_token(job.access_token.clone());
+    let key = tollgate_crypto::SigningKey::generate(tollgate_core::SigningAlg::ES256)
+        .unwrap()
+        .0;
+    let csr = tollgate_crypto::csr::request(&key, "job", &[], &[]).unwrap();
+    let issued = as_job.sign_client_certificate(&csr, None).await.unwrap();
+    let leaf = crate::certs::pem_blocks(&issued.certificate).remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let not_after = cert.validity().not_after.timestamp();
+    assert!(not_after <= job_exp, "{not_after} > job token exp {job_exp}");
+    assert_eq!(
+        not_after, job_exp,
+        "the job token (5 min) is shorter than the CI ceiling (2 h)"
+    );
+    assert_eq!(
+        cert.subject().to_string(),
+        "O=acme, OU=ci, CN=ci:github-actions:repo:acme/app:ref:refs/tags/v1.2.0"
+    );
+    crate::certs::openssl_verify(&issued.certificate, &issued.chain, "sslclient").unwrap();
+    let events = ci.audit("certificate.issue").await;
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0].actor.starts_with("job:ci:github-actions:repo:acme/app"),
+        "{:?}",
+        events[0]
+    );
+
+    // Taking the grant back stops the next certificate, even for a live job token.
+    policy.grant.certificates.clear();
+    ci.owner
+        .put_trust_policy("acme", "release", &policy)
+        .await
+        .unwrap();
+    let refused = as_job.sign_client_certificate(&csr, None).await;
+    assert_eq!(refusal(refused).reason, "permission-denied");
+}

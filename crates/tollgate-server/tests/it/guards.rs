@@ -36,6 +36,8 @@ const PUBLIC: &[&str] = &[
     "GET /device",
     "POST /device",
     "POST /verify",
+    // The CA chain: every verifier of issued certificates needs it.
+    "GET /v1/ca/chain",
 ];
 
 /// Whether an operation is open by route and authenticates inside: OAuth clients (HTTP

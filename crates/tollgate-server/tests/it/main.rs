@@ -13,6 +13,7 @@ mod test_app;
 
 mod admin;
 mod audit;
+mod certs;
 mod ci;
 mod device;
 mod device_keys;

@@ -1,0 +1,393 @@
+//! Certificates at run time: the CA behind an adapter, and issuing a client certificate to
+//! a verified caller.
+//!
+//! **The CA.** [`CertificateAuthority`] is what signs: [`InternalCa`] by default, a P-256
+//! root and issuing intermediate made on the first start (keys sealed with the master key
+//! like signing keys, stored once as a set so replicas starting together agree), serving the
+//! chain `GET /v1/ca/chain` returns. An external CA (a cloud private CA, step-ca) would be
+//! another implementation of the trait.
+//!
+//! **Issuing.** The CSR's signature is checked (the caller holds its key), its key type and
+//! SANs are judged by `tollgate_core::certs` for the profile, and the subject is built from
+//! the verified caller, never from the CSR: a user's id (`OU=user`) or a CI job's workload
+//! subject (`OU=ci`), in its org (`O=`). The lifetime is clamped by context. Each issuance
+//! and refusal is counted and audited (serial, SANs, lifetime, CA, provenance; never a PEM).
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use async_trait::async_trait;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tollgate_core::certs::{self as rules, CertRefusal, TtlContext, TtlLimits};
+use tollgate_core::claims::AccessTokenClaims;
+use tollgate_core::{Reason, SigningAlg};
+use tollgate_crypto::ca::{self, CaIdentity, IssuedLeaf, Leaf, LeafProfile};
+use tollgate_crypto::csr::{self, CsrError, ParsedCsr};
+use tollgate_crypto::{MasterKey, SigningKey};
+use tollgate_store::{CaKeyRecord, Store};
+
+const ROOT: &str = "root";
+const ISSUING: &str = "issuing";
+/// Validity of the CA certificates made on first start.
+const ROOT_LIFETIME: i64 = 10 * 365 * 86_400;
+const ISSUING_LIFETIME: i64 = 5 * 365 * 86_400;
+/// Certificates start this much before now, for clocks slightly behind.
+const BACKDATE: i64 = 60;
+
+/// Something that signs certificates.
+#[async_trait]
+pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
+    /// A short name for metrics and audit (`internal`, …).
+    fn id(&self) -> &str;
+    /// The PEM chain a verifier needs above the leaves: issuing CA, then root.
+    fn chain_pem(&self) -> String;
+    /// Signs `leaf` for `csr`'s key.
+    async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError>;
+}
+
+/// The built-in CA: its issuing key and both certificates.
+pub struct InternalCa {
+    issuing_name: String,
+    issuing_key: SigningKey,
+    issuing_pem: String,
+    root_pem: String,
+}
+
+impl std::fmt::Debug for InternalCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalCa")
+            .field("issuing_name", &self.issuing_name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn seal_context(role: &str) -> String {
+    format!("tollgate-ca:{role}")
+}
+
+impl InternalCa {
+    /// Loads the CA, or makes and stores it on the first start (of replicas starting
+    /// together, one set is kept and all load it).
+    ///
+    /// # Errors
+    /// A store failure, or stored keys that do not open under this master key.
+    pub async fn start(
+        store: &dyn Store,
+        master: &MasterKey,
+        now: i64,
+        ca_name: &str,
+    ) -> Result<Self, String> {
+        let mut records = store.ca_keys().await.map_err(|e| e.to_string())?;
+        if records.is_empty() {
+            let made = make(master, now, ca_name)?;
+            store.create_ca_keys(&made).await.map_err(|e| e.to_string())?;
+            records = store.ca_keys().await.map_err(|e| e.to_string())?;
+        }
+        let find = |role: &str| {
+            records
+                .iter()
+                .find(|r| r.role == role)
+                .ok_or_else(|| format!("the stored CA has no {role} key"))
+        };
+        let (root, issuing) = (find(ROOT)?, find(ISSUING)?);
+        let pkcs8 = master
+            .open(&seal_context(ISSUING), &issuing.sealed_key)
+            .map_err(|_| "the CA's issuing key does not open with this master key".to_owned())?;
+        let issuing_key = SigningKey::from_pkcs8(SigningAlg::ES256, &pkcs8).map_err(|e| e.to_string())?;
+        Ok(Self {
+            issuing_name: issuing.common_name.clone(),
+            issuing_key,
+            issuing_pem: issuing.cert_pem.clone(),
+            root_pem: root.cert_pem.clone(),
+        })
+    }
+}
+
+/// A new root and issuing CA, sealed for the store.
+fn make(master: &MasterKey, now: i64, ca_name: &str) -> Result<[CaKeyRecord; 2], String> {
+    let (root_key, root_pkcs8) = SigningKey::generate(SigningAlg::ES256).map_err(|e| e.to_string())?;
+    let (issuing_key, issuing_pkcs8) = SigningKey::generate(SigningAlg::ES256).map_err(|e| e.to_string())?;
+    let root_name = format!("{ca_name} Root CA");
+    let issuing_name = format!("{ca_name} Issuing CA");
+    let root = CaIdentity {
+        common_name: &root_name,
+        key: &root_key,
+    };
+    let issuing = CaIdentity {
+        common_name: &issuing_name,
+        key: &issuing_key,
+    };
+    let root_pem = ca::new_root(root, now - BACKDATE, now + ROOT_LIFETIME).map_err(|e| e.to_string())?;
+    let issuing_pem = ca::new_intermediate(root, issuing, now - BACKDATE, now + ISSUING_LIFETIME)
+        .map_err(|e| e.to_string())?;
+    let record = |role: &str, name: String, pkcs8: &[u8], pem: String| CaKeyRecord {
+        role: role.to_owned(),
+        common_name: name,
+        alg: "ES256".to_owned(),
+        sealed_key: master.seal(&seal_context(role), pkcs8),
+        cert_pem: pem,
+        created_at: now,
+    };
+    Ok([
+        record(ROOT, root_name, &root_pkcs8, root_pem),
+        record(ISSUING, issuing_name, &issuing_pkcs8, issuing_pem),
+    ])
+}
+
+#[async_trait]
+impl CertificateAuthority for InternalCa {
+    fn id(&self) -> &str {
+        "internal"
+    }
+
+    fn chain_pem(&self) -> String {
+        format!("{}{}", self.issuing_pem, self.root_pem)
+    }
+
+    async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError> {
+        let issuer = CaIdentity {
+            common_name: &self.issuing_name,
+            key: &self.issuing_key,
+        };
+        ca::issue(issuer, csr, leaf).map_err(|e| ApiError::internal(&e))
+    }
+}
+
+/// The caller's CA, or a refusal when certificates are off.
+fn authority(state: &AppState) -> Result<&dyn CertificateAuthority, ApiError> {
+    state
+        .ca
+        .as_deref()
+        .ok_or_else(|| ApiError::new(Reason::NotFound, "certificates are disabled here (certs.enabled)"))
+}
+
+/// The CA chain (PEM), for `GET /v1/ca/chain`.
+pub fn chain(state: &AppState) -> Result<String, ApiError> {
+    Ok(authority(state)?.chain_pem())
+}
+
+fn refusal(r: CertRefusal) -> ApiError {
+    ApiError::new(r.reason, r.message)
+}
+
+fn csr_refusal(e: CsrError) -> ApiError {
+    match e {
+        CsrError::Malformed(m) => ApiError::new(Reason::CsrInvalid, format!("the CSR is malformed: {m}")),
+        CsrError::SignatureInvalid => ApiError::new(
+            Reason::CsrSignatureInvalid,
+            "the CSR's signature does not verify with its own public key",
+        ),
+    }
+}
+
+/// Who a client certificate is for, from the verified token.
+struct Holder {
+    context: TtlContext,
+    common_name: String,
+    unit: &'static str,
+    org: Option<String>,
+    /// For the rate limit and the audit trail.
+    actor: String,
+}
+
+/// The holder, if the caller may get a client certificate: a CI job whose trust policy
+/// grants the `client` certificate profile (read now), or a user whose role in the token's
+/// org grants `certificate:sign:client`.
+async fn client_holder(state: &AppState, claims: &AccessTokenClaims) -> Result<Holder, ApiError> {
+    const PERMISSION: &str = "certificate:sign:client";
+    let org_name = match &claims.org {
+        Some(id) => state.store.find_org(id).await?.map(|o| o.name),
+        None => None,
+    };
+    if let Some(job) = &claims.ci {
+        // The policy as it is now: a grant taken back stops further certificates.
+        let granted = crate::workloads::policy_of(state, claims)
+            .await?
+            .is_some_and(|p| p.grant.certificates.iter().any(|c| c == "client"));
+        if !granted {
+            return Err(ApiError::new(
+                Reason::PermissionDenied,
+                format!(
+                    "trust policy `{}` does not grant client certificates (grant.certificates: [\"client\"])",
+                    job.policy
+                ),
+            ));
+        }
+        return Ok(Holder {
+            context: TtlContext::CiJob {
+                job_expires_at: claims.exp.0,
+            },
+            common_name: claims.sub.clone(),
+            unit: "ci",
+            org: org_name,
+            actor: format!("job:{}", claims.sub),
+        });
+    }
+    let user = crate::users::find(state, &claims.sub).await?;
+    let Some(org_id) = &claims.org else {
+        return Err(ApiError::new(
+            Reason::PermissionDenied,
+            format!("{PERMISSION} is granted by an org role; use a token for an org (exchange with org=…)"),
+        ));
+    };
+    let org = state
+        .store
+        .find_org(org_id)
+        .await?
+        .ok_or_else(|| ApiError::new(Reason::OrgNotMember, "the token's org no longer exists"))?;
+    let active = crate::orgs::membership(state, &org, &user.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                Reason::OrgNotMember,
+                format!("not a member of org `{}`", org.name),
+            )
+        })?;
+    tollgate_core::authz::decide(
+        tollgate_core::authz::Requirement::All(&[PERMISSION]),
+        &active.permissions,
+    )
+    .map_err(|d| ApiError::new(Reason::PermissionDenied, format!("in org `{}`: {d}", org.name)))?;
+    Ok(Holder {
+        context: TtlContext::Developer,
+        common_name: user.id.clone(),
+        unit: "user",
+        org: Some(org.name),
+        actor: format!("user:{}", user.id),
+    })
+}
+
+/// An issued certificate and what the answer says about it.
+#[derive(Debug)]
+pub struct Issued {
+    pub certificate_pem: String,
+    pub chain_pem: String,
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub ca: String,
+}
+
+/// Issues a client certificate for `csr_text` to the caller of `claims`, for at most
+/// `requested` (clamped by context). Refusals are counted and audited.
+pub async fn sign_client(
+    state: &AppState,
+    claims: &AccessTokenClaims,
+    csr_text: &str,
+    requested: Option<Duration>,
+) -> Result<Issued, ApiError> {
+    let ca = authority(state)?;
+    let started = Instant::now();
+    let result = sign_client_inner(state, ca, claims, csr_text, requested, started).await;
+    if let Err(e) = &result {
+        state
+            .metrics
+            .cert_errors
+            .get_or_create(&crate::metrics::CertErrorLabels {
+                ca: ca.id().to_owned(),
+                reason: e.reason.code(),
+            })
+            .inc();
+        if e.reason != Reason::RateLimited && !crate::error::classify(e.reason).0.is_server_error() {
+            let event = crate::audit::AuditEvent::new(format!("token:{}", claims.sub), "certificate.issue")
+                .credential(claims.jti.clone())
+                .denied(e.reason)
+                .detail(json!({"profile": "client", "ca": ca.id(), "why": e.message}));
+            let event = match &claims.org {
+                Some(org) => event.org(org),
+                None => event,
+            };
+            crate::audit::record_event(state, event).await?;
+        }
+    }
+    result
+}
+
+async fn sign_client_inner(
+    state: &AppState,
+    ca: &dyn CertificateAuthority,
+    claims: &AccessTokenClaims,
+    csr_text: &str,
+    requested: Option<Duration>,
+    started: Instant,
+) -> Result<Issued, ApiError> {
+    let holder = client_holder(state, claims).await?;
+    if let Some(quota) = state.limits.cert_issuance {
+        crate::rate_limit::check_quota(state, quota, &format!("cert:{}", holder.actor), "certificates")
+            .await?;
+    }
+    let parsed = csr::parse(csr_text).map_err(csr_refusal)?;
+    rules::check_client(&parsed.request).map_err(refusal)?;
+    let c = &state.config.certs;
+    let limits = TtlLimits {
+        developer: c.developer_ttl,
+        ci_job: c.ci_job_ttl,
+        server: c.server_ttl,
+    };
+    let now = state.clock.now().0;
+    let ttl = rules::clamp_ttl(holder.context, requested, &limits, now);
+    if ttl < 60 {
+        return Err(ApiError::new(
+            Reason::Expired,
+            "the job token expires within a minute; a certificate would be useless — get a fresh job token",
+        ));
+    }
+    let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
+    let serial = ca::random_serial();
+    let leaf = Leaf {
+        profile: LeafProfile::Client,
+        common_name: &holder.common_name,
+        organization: holder.org.as_deref(),
+        organizational_unit: Some(holder.unit),
+        dns_names: &[],
+        ip_addresses: &[],
+        // Backdated a little for skew, but never past a CI job's token.
+        not_before: now - BACKDATE.min(ttl),
+        not_after: now + ttl,
+        serial,
+    };
+    let issued = ca.issue(&parsed, &leaf).await?;
+    let labels = crate::metrics::CaLabel {
+        ca: ca.id().to_owned(),
+    };
+    state
+        .metrics
+        .cert_issue_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .certs_issued
+        .get_or_create(&crate::metrics::CertLabels {
+            ca: ca.id().to_owned(),
+            profile: "client",
+        })
+        .inc();
+    let serial_hex = hex::encode(serial);
+    let key = parsed.request.key.as_ref().map(ToString::to_string);
+    let mut event = crate::audit::AuditEvent::new(&holder.actor, "certificate.issue")
+        .credential(claims.jti.clone())
+        .target(&serial_hex)
+        .detail(json!({
+            "profile": "client",
+            "ca": ca.id(),
+            "serial": serial_hex,
+            "subject": {"cn": holder.common_name, "ou": holder.unit, "o": holder.org},
+            "sans": [],
+            "key": key,
+            "not_before": leaf.not_before,
+            "not_after": leaf.not_after,
+            "ttl_seconds": ttl,
+            "provenance": {"client_id": claims.client_id, "upstream": claims.upstream.as_ref().map(|u| &u.name), "ci": claims.ci.is_some()},
+        }));
+    event.org_id = claims.org.clone();
+    crate::audit::record_event(state, event).await?;
+    Ok(Issued {
+        certificate_pem: issued.pem,
+        chain_pem: ca.chain_pem(),
+        serial: serial_hex,
+        not_before: leaf.not_before,
+        not_after: leaf.not_after,
+        ca: ca.id().to_owned(),
+    })
+}

@@ -1,0 +1,292 @@
+//! Client certificates through the SDK: CSRs made here with keys made here, checked by an
+//! independent verifier (`openssl verify` against the served chain, and rustls-webpki),
+//! with the lifetime clamp per context; permissions, CSR and SAN refusals with their
+//! reasons, audit without PEMs, metrics, the per-identity rate limit, and a CI job token
+//! whose certificate ends no later than the job.
+
+use crate::orgs::{World, world, world_with};
+use rustls_pki_types::{CertificateDer, UnixTime as PkiTime};
+use std::time::Duration;
+use tollgate_client::Client;
+use tollgate_client::proto::audit::AuditFilter;
+use tollgate_client::proto::certs::IssuedCertificate;
+use tollgate_core::SigningAlg;
+use tollgate_core::time::Clock as _;
+use tollgate_crypto::{SigningKey, csr};
+
+fn key(alg: SigningAlg) -> SigningKey {
+    SigningKey::generate(alg).unwrap().0
+}
+
+fn client_csr(alg: SigningAlg) -> String {
+    csr::request(&key(alg), "whatever the CSR claims", &[], &[]).unwrap()
+}
+
+fn reason<T: std::fmt::Debug>(r: Result<T, tollgate_client::Error>) -> String {
+    r.expect_err("refused").reason().unwrap_or("(none)").to_owned()
+}
+
+/// `acme` owned by alice; bob a viewer. Alice's id, and their clients with tokens for acme.
+async fn acme(w: &World) -> (String, Client, Client) {
+    let alice = w.user("alice").await;
+    w.org("acme", &alice).await;
+    let bob = w.user("bob").await;
+    let alice_client = w
+        .app
+        .client
+        .clone()
+        .with_user_token(w.sign_in("alice", Some("acme")).await.access);
+    alice_client.set_member("acme", &bob, &["viewer"]).await.unwrap();
+    let bob_client = w
+        .app
+        .client
+        .clone()
+        .with_user_token(w.sign_in("bob", Some("acme")).await.access);
+    (alice, alice_client, bob_client)
+}
+
+pub(crate) fn pem_blocks(pem: &str) -> Vec<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .map(|p| p.unwrap().contents)
+        .collect()
+}
+
+/// `openssl verify` of the leaf against the served chain (root trusted, issuing untrusted).
+pub(crate) fn openssl_verify(leaf_pem: &str, chain_pem: &str, purpose: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: Vec<&str> = chain_pem
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|b| b.contains("BEGIN"))
+        .collect();
+    assert_eq!(blocks.len(), 2, "issuing CA and root");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (issuing, root, leaf) = (
+        write("issuing.pem", blocks[0]),
+        write("root.pem", blocks[1]),
+        write("leaf.pem", leaf_pem),
+    );
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-purpose", purpose, "-CAfile"])
+        .arg(&root)
+        .arg("-untrusted")
+        .arg(&issuing)
+        .arg(&leaf)
+        .output()
+        .expect("openssl is installed (Debian's openssl package)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() && text.contains(": OK") {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}
+
+/// rustls-webpki's verdict on the leaf as a TLS client certificate, at `at`.
+fn webpki_client_auth(issued: &IssuedCertificate, at: i64) -> Result<(), webpki::Error> {
+    let chain = pem_blocks(&issued.chain);
+    let leaf = pem_blocks(&issued.certificate).remove(0);
+    let root = CertificateDer::from(chain[1].clone());
+    let anchor = webpki::anchor_from_trusted_cert(&root).unwrap();
+    let leaf = CertificateDer::from(leaf);
+    let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
+    let intermediates = [CertificateDer::from(chain[0].clone())];
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &intermediates,
+        PkiTime::since_unix_epoch(Duration::from_secs(u64::try_from(at).unwrap())),
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )
+    .map(|_| ())
+}
+
+fn lifetime(issued: &IssuedCertificate) -> i64 {
+    let leaf = pem_blocks(&issued.certificate).remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()
+}
+
+#[tokio::test]
+async fn a_member_gets_a_client_certificate_that_independent_verifiers_accept() {
+    let w = world().await;
+    let (alice_id, alice, _) = acme(&w).await;
+    let chain = w.app.client.ca_chain().await.unwrap();
+    for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
+        let issued = alice
+            .sign_client_certificate(&client_csr(alg), None)
+            .await
+            .unwrap();
+        assert_eq!(issued.chain, chain);
+        assert_eq!(issued.ca, "internal");
+        openssl_verify(&issued.certificate, &issued.chain, "sslclient")
+            .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        // A client certificate is not a server certificate.
+        assert!(openssl_verify(&issued.certificate, &issued.chain, "sslserver").is_err());
+        let now = w.app.clock.now().0;
+        webpki_client_auth(&issued, now).unwrap();
+        // Interactive developer: 90 minutes (plus the minute it is backdated).
+        assert_eq!(lifetime(&issued), 90 * 60 + 60);
+        assert_eq!(issued.expires_in, 90 * 60);
+        assert!(
+            webpki_client_auth(&issued, now + 90 * 60 + 1).is_err(),
+            "expired after 90 min"
+        );
+    }
+    // The subject is the user and org, whatever the CSR said.
+    let issued = alice
+        .sign_client_certificate(&client_csr(SigningAlg::ES256), Some("10m"))
+        .await
+        .unwrap();
+    let leaf = pem_blocks(&issued.certificate).remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    assert_eq!(
+        cert.subject().to_string(),
+        format!("O=acme, OU=user, CN={alice_id}")
+    );
+    assert_eq!(issued.expires_in, 600);
+    assert_eq!(issued.serial.len(), 32);
+
+    // Audited with serial, lifetime, CA and provenance, never a PEM.
+    let filter = AuditFilter {
+        action: Some("certificate.issue".into()),
+        ..AuditFilter::default()
+    };
+    let events = alice.org_audit("acme", &filter).await.unwrap().events;
+    assert_eq!(events.len(), 4);
+    let newest = serde_json::to_string(&events[0]).unwrap();
+    assert!(
+        newest.contains(&issued.serial)
+            && newest.contains("\"ttl_seconds\":600")
+            && newest.contains("internal"),
+        "{newest}"
+    );
+    assert!(!newest.contains("BEGIN"), "{newest}");
+    let metrics = w
+        .app
+        .http
+        .get(w.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tollgate_cert_issued_total{ca=\"internal\",profile=\"client\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_cert_issue_duration_seconds_count{ca=\"internal\"} 4"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn bad_csrs_and_callers_are_refused_with_the_rule_they_break() {
+    let w = world().await;
+    let (_, alice, bob) = acme(&w).await;
+    let k = key(SigningAlg::ES256);
+    let with_san = csr::request(&k, "x", &["alice.example.com".into()], &[]).unwrap();
+    assert_eq!(
+        reason(alice.sign_client_certificate(&with_san, None).await),
+        "san-not-allowed"
+    );
+    let with_ip = csr::request(&k, "x", &[], &["10.0.0.1".parse().unwrap()]).unwrap();
+    assert_eq!(
+        reason(alice.sign_client_certificate(&with_ip, None).await),
+        "san-not-allowed"
+    );
+    assert_eq!(
+        reason(alice.sign_client_certificate("garbage", None).await),
+        "csr-invalid"
+    );
+    // One character of the signed part changed: the signature no longer verifies.
+    let good = client_csr(SigningAlg::ES256);
+    let der = pem_blocks(&good.replace("CERTIFICATE REQUEST", "CERTIFICATE")).remove(0);
+    let mut altered = der.clone();
+    let at = altered.windows(8).position(|w| w == b"whatever").unwrap();
+    altered[at] = b'W';
+    use base64::Engine as _;
+    let altered = base64::engine::general_purpose::STANDARD.encode(&altered);
+    assert_eq!(
+        reason(alice.sign_client_certificate(&altered, None).await),
+        "csr-signature-invalid"
+    );
+    assert_eq!(
+        reason(alice.sign_client_certificate(&good, Some("soon")).await),
+        "invalid-parameter"
+    );
+    // A viewer's role does not grant certificate:sign:client.
+    assert_eq!(
+        reason(bob.sign_client_certificate(&good, None).await),
+        "permission-denied"
+    );
+    // Service accounts and anonymous callers are not users or jobs.
+    let anonymous = w.app.client.clone().with_user_token("not-a-token");
+    assert_eq!(
+        reason(anonymous.sign_client_certificate(&good, None).await),
+        "malformed"
+    );
+    // Refusals are counted and audited (once the caller is known).
+    let metrics = w
+        .app
+        .http
+        .get(w.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tollgate_cert_issue_errors_total{ca=\"internal\",reason=\"san-not-allowed\"} 2"),
+        "{metrics}"
+    );
+    let filter = AuditFilter {
+        action: Some("certificate.issue".into()),
+        ..AuditFilter::default()
+    };
+    let events = alice.org_audit("acme", &filter).await.unwrap().events;
+    assert!(events.iter().all(|e| e.outcome == "denied"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("csr-signature-invalid"))
+    );
+}
+
+#[tokio::test]
+async fn issuance_is_rate_limited_per_identity() {
+    let w = world_with(|c| {
+        c.rate_limits.enabled = true;
+        c.certs.issuance_rate_hourly = 2;
+    })
+    .await;
+    let (_, alice, _) = acme(&w).await;
+    let csr = client_csr(SigningAlg::ES256);
+    alice.sign_client_certificate(&csr, None).await.unwrap();
+    alice.sign_client_certificate(&csr, None).await.unwrap();
+    let refused = alice.sign_client_certificate(&csr, None).await;
+    assert_eq!(reason(refused), "rate-limited");
+}
+
+#[tokio::test]
+async fn the_ca_survives_restarts_and_can_be_turned_off() {
+    let w = world().await;
+    let chain = w.app.client.ca_chain().await.unwrap();
+    let World { app, .. } = w;
+    let app = app.restart().await;
+    assert_eq!(
+        app.client.ca_chain().await.unwrap(),
+        chain,
+        "the same CA after a restart"
+    );
+    let off = crate::test_app::TestApp::with_config(|c| c.certs.enabled = false).await;
+    assert_eq!(reason(off.client.ca_chain().await), "not-found");
+}
