@@ -32,3 +32,28 @@ pub struct IssuedCertificate {
     /// Which CA signed (`internal`, …).
     pub ca: String,
 }
+
+/// `POST /v1/certificates/server`: a PKCS #10 CSR for a server certificate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignServerCertificateRequest {
+    /// The CSR, PEM or base64 DER, naming the DNS SANs (and listed IP SANs) wanted.
+    pub csr: String,
+    /// Wanted lifetime (`"24h"`); at most `certs.server_ttl` (6 days by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// What a service account's server certificates may name
+/// (`PUT /v1/admin/clients/{client_id}/certificate-rules`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRules {
+    /// DNS patterns: `host.example.com`, `*.zone` (one label below), `**.zone` (any depth);
+    /// Unicode or punycode, stored as A-labels.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// IP addresses allowed as SANs (none unless listed).
+    #[serde(default)]
+    pub ips: Vec<String>,
+}

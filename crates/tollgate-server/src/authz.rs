@@ -244,6 +244,39 @@ impl FromRequestParts<AppState> for TokenCaller {
     }
 }
 
+/// A service account's access token for tollgate's API (client credentials): for server
+/// certificates.
+#[derive(Debug, Clone)]
+pub struct ServiceCaller {
+    pub claims: AccessTokenClaims,
+}
+
+impl FromRequestParts<AppState> for ServiceCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let result = async {
+            let token = bearer_token(&parts.headers).ok_or_else(|| {
+                ApiError::new(
+                    Reason::TokenMissing,
+                    "send a service account's access token as `Authorization: Bearer …`",
+                )
+                .with_challenge(CHALLENGE)
+            })?;
+            let claims = api_token(state, token).await?;
+            if claims.user_ver.is_some() || claims.ci.is_some() {
+                return Err(ApiError::new(
+                    Reason::PermissionDenied,
+                    "only service accounts call this API; users and CI jobs get client certificates",
+                ));
+            }
+            Ok(ServiceCaller { claims })
+        }
+        .await;
+        decided(parts, result)
+    }
+}
+
 /// An authenticated user (not an operator): for the self-service API under `/v1/me`.
 #[derive(Debug, Clone)]
 pub struct Me {

@@ -278,28 +278,8 @@ pub async fn sign_client(
 ) -> Result<Issued, ApiError> {
     let ca = authority(state)?;
     let started = Instant::now();
-    let result = sign_client_inner(state, ca, claims, csr_text, requested, started).await;
-    if let Err(e) = &result {
-        state
-            .metrics
-            .cert_errors
-            .get_or_create(&crate::metrics::CertErrorLabels {
-                ca: ca.id().to_owned(),
-                reason: e.reason.code(),
-            })
-            .inc();
-        if e.reason != Reason::RateLimited && !crate::error::classify(e.reason).0.is_server_error() {
-            let event = crate::audit::AuditEvent::new(format!("token:{}", claims.sub), "certificate.issue")
-                .credential(claims.jti.clone())
-                .denied(e.reason)
-                .detail(json!({"profile": "client", "ca": ca.id(), "why": e.message}));
-            let event = match &claims.org {
-                Some(org) => event.org(org),
-                None => event,
-            };
-            crate::audit::record_event(state, event).await?;
-        }
-    }
+    let result = sign_client_inner(state, ca, claims, csr_text, requested).await;
+    observe(state, ca, claims, "client", started, &result).await?;
     result
 }
 
@@ -309,7 +289,6 @@ async fn sign_client_inner(
     claims: &AccessTokenClaims,
     csr_text: &str,
     requested: Option<Duration>,
-    started: Instant,
 ) -> Result<Issued, ApiError> {
     let holder = client_holder(state, claims).await?;
     if let Some(quota) = state.limits.cert_issuance {
@@ -347,22 +326,6 @@ async fn sign_client_inner(
         serial,
     };
     let issued = ca.issue(&parsed, &leaf).await?;
-    let labels = crate::metrics::CaLabel {
-        ca: ca.id().to_owned(),
-    };
-    state
-        .metrics
-        .cert_issue_duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    state
-        .metrics
-        .certs_issued
-        .get_or_create(&crate::metrics::CertLabels {
-            ca: ca.id().to_owned(),
-            profile: "client",
-        })
-        .inc();
     let serial_hex = hex::encode(serial);
     let key = parsed.request.key.as_ref().map(ToString::to_string);
     let mut event = crate::audit::AuditEvent::new(&holder.actor, "certificate.issue")
@@ -390,4 +353,181 @@ async fn sign_client_inner(
         not_after: leaf.not_after,
         ca: ca.id().to_owned(),
     })
+}
+
+/// Checks and normalizes rules for storage: patterns parsed (IDNA to A-labels), IPs parsed.
+///
+/// # Errors
+/// `invalid-parameter` naming the first bad pattern or address.
+pub fn normalize_rules(dns: &[String], ips: &[String]) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let invalid = |m: String| ApiError::new(Reason::InvalidParameter, m);
+    let dns = dns
+        .iter()
+        .map(|p| {
+            rules::DnsPattern::parse(p)
+                .map(|p| p.to_string())
+                .map_err(|e| invalid(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ips = ips
+        .iter()
+        .map(|ip| {
+            ip.parse::<std::net::IpAddr>()
+                .map(|a| a.to_string())
+                .map_err(|_| invalid(format!("`{ip}` is not an IP address")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((dns, ips))
+}
+
+/// The rules of a service account, as the checks use them.
+async fn server_rules(state: &AppState, client_id: &str) -> Result<rules::ServerRules, ApiError> {
+    let stored = state.store.cert_rules(client_id).await?.ok_or_else(|| {
+        ApiError::new(
+            Reason::SanNotAllowed,
+            format!("service account `{client_id}` has no certificate rules; an operator sets them (PUT /v1/admin/clients/{client_id}/certificate-rules)"),
+        )
+    })?;
+    let corrupt = |m: String| ApiError::unavailable(&tollgate_store::StoreError::Corrupt(m));
+    Ok(rules::ServerRules {
+        dns: stored
+            .dns_patterns
+            .iter()
+            .map(|p| rules::DnsPattern::parse(p).map_err(|e| corrupt(e.to_string())))
+            .collect::<Result<_, _>>()?,
+        ips: stored
+            .ip_addresses
+            .iter()
+            .map(|ip| ip.parse().map_err(|_| corrupt(format!("stored IP `{ip}`"))))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Issues a server certificate for `csr_text` to the service account of `claims` (scope
+/// `certificate:sign:server`): its DNS SANs judged against the account's patterns.
+pub async fn sign_server(
+    state: &AppState,
+    claims: &AccessTokenClaims,
+    csr_text: &str,
+    requested: Option<Duration>,
+) -> Result<Issued, ApiError> {
+    let ca = authority(state)?;
+    let started = Instant::now();
+    let result = async {
+        if claims.user_ver.is_some() || claims.ci.is_some() || !claims.scope.split(' ').any(|s| s == "certificate:sign:server") {
+            return Err(ApiError::new(
+                Reason::PermissionDenied,
+                "server certificates are for service accounts whose token carries the scope certificate:sign:server",
+            ));
+        }
+        let actor = format!("client:{}", claims.client_id);
+        if let Some(quota) = state.limits.cert_issuance {
+            crate::rate_limit::check_quota(state, quota, &format!("cert:{actor}"), "certificates").await?;
+        }
+        let parsed = csr::parse(csr_text).map_err(csr_refusal)?;
+        let rules = server_rules(state, &claims.client_id).await?;
+        let names = rules::check_server(&parsed.request, &rules).map_err(refusal)?;
+        let dns: Vec<String> = names.iter().map(ToString::to_string).collect();
+        let c = &state.config.certs;
+        let limits = TtlLimits {
+            developer: c.developer_ttl,
+            ci_job: c.ci_job_ttl,
+            server: c.server_ttl,
+        };
+        let now = state.clock.now().0;
+        let ttl = i64::try_from(rules::clamp_ttl(TtlContext::Server, requested, &limits, now)).unwrap_or(i64::MAX);
+        let common_name = dns.first().cloned().unwrap_or_else(|| claims.client_id.clone());
+        let serial = ca::random_serial();
+        let org_name = match &claims.org {
+            Some(id) => state.store.find_org(id).await?.map(|o| o.name),
+            None => None,
+        };
+        let leaf = Leaf {
+            profile: LeafProfile::Server,
+            common_name: &common_name,
+            organization: org_name.as_deref(),
+            organizational_unit: Some("service"),
+            dns_names: &dns,
+            ip_addresses: &parsed.request.ip_addresses,
+            not_before: now - BACKDATE,
+            not_after: now + ttl,
+            serial,
+        };
+        let issued = ca.issue(&parsed, &leaf).await?;
+        let serial_hex = hex::encode(serial);
+        let mut event = crate::audit::AuditEvent::new(&actor, "certificate.issue")
+            .credential(claims.jti.clone())
+            .target(&serial_hex)
+            .detail(json!({
+                "profile": "server",
+                "ca": ca.id(),
+                "serial": serial_hex,
+                "subject": {"cn": common_name, "ou": "service", "o": org_name},
+                "sans": {"dns": dns, "ip": parsed.request.ip_addresses},
+                "key": parsed.request.key.as_ref().map(ToString::to_string),
+                "not_before": leaf.not_before,
+                "not_after": leaf.not_after,
+                "ttl_seconds": ttl,
+                "provenance": {"client_id": claims.client_id},
+            }));
+        event.org_id = claims.org.clone();
+        crate::audit::record_event(state, event).await?;
+        Ok(Issued {
+            certificate_pem: issued.pem,
+            chain_pem: ca.chain_pem(),
+            serial: serial_hex,
+            not_before: leaf.not_before,
+            not_after: leaf.not_after,
+            ca: ca.id().to_owned(),
+        })
+    }
+    .await;
+    observe(state, ca, claims, "server", started, &result).await?;
+    result
+}
+
+/// Counts (and for refusals, audits) the outcome of one certificate request.
+async fn observe(
+    state: &AppState,
+    ca: &dyn CertificateAuthority,
+    claims: &AccessTokenClaims,
+    profile: &'static str,
+    started: Instant,
+    result: &Result<Issued, ApiError>,
+) -> Result<(), ApiError> {
+    let ca_id = ca.id().to_owned();
+    match result {
+        Ok(_) => {
+            state
+                .metrics
+                .cert_issue_duration
+                .get_or_create(&crate::metrics::CaLabel { ca: ca_id.clone() })
+                .observe(started.elapsed().as_secs_f64());
+            state
+                .metrics
+                .certs_issued
+                .get_or_create(&crate::metrics::CertLabels { ca: ca_id, profile })
+                .inc();
+        }
+        Err(e) => {
+            state
+                .metrics
+                .cert_errors
+                .get_or_create(&crate::metrics::CertErrorLabels {
+                    ca: ca_id,
+                    reason: e.reason.code(),
+                })
+                .inc();
+            if e.reason != Reason::RateLimited && !crate::error::classify(e.reason).0.is_server_error() {
+                let mut event =
+                    crate::audit::AuditEvent::new(format!("token:{}", claims.sub), "certificate.issue")
+                        .credential(claims.jti.clone())
+                        .denied(e.reason)
+                        .detail(json!({"profile": profile, "ca": ca.id(), "why": e.message}));
+                event.org_id = claims.org.clone();
+                crate::audit::record_event(state, event).await?;
+            }
+        }
+    }
+    Ok(())
 }

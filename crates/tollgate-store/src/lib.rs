@@ -327,6 +327,10 @@ pub trait CaKeys {
     /// Stores a set of CA keys in one transaction, unless any role exists: true if stored,
     /// false if another set was there first (that one is kept, whole).
     async fn create_ca_keys(&self, keys: &[CaKeyRecord]) -> Result<bool>;
+    /// What a service account's server certificates may name, if anything.
+    async fn cert_rules(&self, client_id: &str) -> Result<Option<CertRulesRecord>>;
+    /// Sets a service account's rules (replacing them); `Conflict` for an unknown client.
+    async fn put_cert_rules(&self, rules: &CertRulesRecord) -> Result<()>;
 }
 
 /// Invites into orgs, found by the keyed hash of their token.

@@ -475,3 +475,14 @@ pub struct CaKeyRecord {
     pub cert_pem: String,
     pub created_at: i64,
 }
+
+/// What a service account's server certificates may name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRulesRecord {
+    pub client_id: String,
+    /// `host`, `*.zone` or `**.zone`, as validated by the server.
+    pub dns_patterns: Vec<String>,
+    /// IP addresses allowed as SANs.
+    pub ip_addresses: Vec<String>,
+    pub updated_at: i64,
+}

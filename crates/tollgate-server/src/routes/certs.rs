@@ -1,16 +1,20 @@
 //! Certificates: the CA chain, and client certificates for users and CI jobs.
 
-use crate::authz::TokenCaller;
+use crate::authz::{ServiceCaller, TokenCaller};
 use crate::error::ApiError;
+use crate::extract::admin::Admin;
 use crate::extract::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use tollgate_core::Reason;
 use tollgate_proto::ErrorBody;
-use tollgate_proto::certs::{IssuedCertificate, SignCertificateRequest};
+use tollgate_proto::certs::{
+    CertificateRules, IssuedCertificate, SignCertificateRequest, SignServerCertificateRequest,
+};
+use tollgate_store::CertRulesRecord;
 
 /// The CA chain that issued certificates verify against: the issuing CA, then the root (PEM).
 #[utoipa::path(get, path = "/v1/ca/chain", tag = "certificates",
@@ -42,17 +46,22 @@ pub async fn sign(
     caller: TokenCaller,
     JsonBody(req): JsonBody<SignCertificateRequest>,
 ) -> Result<(StatusCode, Json<IssuedCertificate>), ApiError> {
-    let ttl = req
-        .ttl
-        .as_deref()
-        .map(|t| {
-            humantime::parse_duration(t)
-                .map_err(|e| ApiError::new(Reason::InvalidParameter, format!("ttl `{t}`: {e}")))
-        })
-        .transpose()?;
+    let ttl = parse_ttl(req.ttl.as_deref())?;
     let issued = crate::certs::sign_client(&state, &caller.claims, &req.csr, ttl).await?;
+    Ok(answer(&state, issued))
+}
+
+fn parse_ttl(ttl: Option<&str>) -> Result<Option<std::time::Duration>, ApiError> {
+    ttl.map(|t| {
+        humantime::parse_duration(t)
+            .map_err(|e| ApiError::new(Reason::InvalidParameter, format!("ttl `{t}`: {e}")))
+    })
+    .transpose()
+}
+
+fn answer(state: &AppState, issued: crate::certs::Issued) -> (StatusCode, Json<IssuedCertificate>) {
     let now = state.clock.now().0;
-    Ok((
+    (
         StatusCode::CREATED,
         Json(IssuedCertificate {
             certificate: issued.certificate_pem,
@@ -63,5 +72,74 @@ pub async fn sign(
             expires_in: u64::try_from(issued.not_after - now).unwrap_or(0),
             ca: issued.ca,
         }),
-    ))
+    )
+}
+
+/// A server certificate (TLS server authentication) for a service account whose token
+/// carries the scope `certificate:sign:server`. Every DNS SAN must match one of the
+/// account's patterns (`PUT /v1/admin/clients/{client_id}/certificate-rules`), compared as
+/// IDNA A-labels at label boundaries with explicit wildcard depth (`san-not-allowed`,
+/// `wildcard-depth`); IP SANs only when listed. Lifetime at most `certs.server_ttl` (6 days).
+#[utoipa::path(post, path = "/v1/certificates/server", tag = "certificates", security(("bearer" = [])),
+    request_body = SignServerCertificateRequest,
+    responses((status = 201, body = IssuedCertificate), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn sign_server(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    JsonBody(req): JsonBody<SignServerCertificateRequest>,
+) -> Result<(StatusCode, Json<IssuedCertificate>), ApiError> {
+    let ttl = parse_ttl(req.ttl.as_deref())?;
+    let issued = crate::certs::sign_server(&state, &caller.claims, &req.csr, ttl).await?;
+    Ok(answer(&state, issued))
+}
+
+/// Set what a service account's server certificates may name (replacing earlier rules).
+#[utoipa::path(put, path = "/v1/admin/clients/{client_id}/certificate-rules", tag = "admin", security(("admin" = [])),
+    params(("client_id" = String, Path)), request_body = CertificateRules,
+    responses((status = 200, body = CertificateRules), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn put_rules(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(client_id): Path<String>,
+    JsonBody(req): JsonBody<CertificateRules>,
+) -> Result<Json<CertificateRules>, ApiError> {
+    crate::clients::find(&state, &client_id).await?;
+    let (dns, ips) = crate::certs::normalize_rules(&req.dns, &req.ips)?;
+    let record = CertRulesRecord {
+        client_id: client_id.clone(),
+        dns_patterns: dns.clone(),
+        ip_addresses: ips.clone(),
+        updated_at: state.clock.now().0,
+    };
+    state.store.put_cert_rules(&record).await?;
+    let detail = serde_json::json!({"dns": dns, "ips": ips});
+    crate::audit::record(
+        &state,
+        &admin.actor(),
+        "client.certificate_rules",
+        Some(&client_id),
+        None,
+        detail,
+    )
+    .await?;
+    Ok(Json(CertificateRules { dns, ips }))
+}
+
+/// A service account's certificate rules (empty when none are set).
+#[utoipa::path(get, path = "/v1/admin/clients/{client_id}/certificate-rules", tag = "admin", security(("admin" = [])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = CertificateRules), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_rules(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(client_id): Path<String>,
+) -> Result<Json<CertificateRules>, ApiError> {
+    crate::clients::find(&state, &client_id).await?;
+    let rules = state.store.cert_rules(&client_id).await?;
+    Ok(Json(rules.map_or_else(CertificateRules::default, |r| {
+        CertificateRules {
+            dns: r.dns_patterns,
+            ips: r.ip_addresses,
+        }
+    })))
 }

@@ -158,6 +158,11 @@ pub fn routes(device_verification_path: &str) -> Router<AppState> {
         .route("/v1/build/sessions", post(builds::open).get(builds::list_own))
         .route("/v1/build/sessions/{id}/close", post(builds::close_own))
         .route("/v1/certificates/sign", post(certs::sign))
+        .route("/v1/certificates/server", post(certs::sign_server))
+        .route(
+            "/v1/admin/clients/{client_id}/certificate-rules",
+            get(certs::get_rules).put(certs::put_rules),
+        )
         .route("/v1/me", get(me::get))
         .route("/v1/me/sessions", get(me::sessions))
         .route("/v1/me/sessions/{id}/revoke", post(me::revoke_session))

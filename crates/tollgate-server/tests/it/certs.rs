@@ -290,3 +290,131 @@ async fn the_ca_survives_restarts_and_can_be_turned_off() {
     let off = crate::test_app::TestApp::with_config(|c| c.certs.enabled = false).await;
     assert_eq!(reason(off.client.ca_chain().await), "not-found");
 }
+
+/// rustls-webpki's verdict on a server certificate for `host`.
+fn webpki_server_auth(issued: &IssuedCertificate, host: &str, at: i64) -> Result<(), webpki::Error> {
+    let chain = pem_blocks(&issued.chain);
+    let root = CertificateDer::from(chain[1].clone());
+    let anchor = webpki::anchor_from_trusted_cert(&root).unwrap();
+    let leaf = CertificateDer::from(pem_blocks(&issued.certificate).remove(0));
+    let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
+    let intermediates = [CertificateDer::from(chain[0].clone())];
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &intermediates,
+        PkiTime::since_unix_epoch(Duration::from_secs(u64::try_from(at).unwrap())),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )?;
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).unwrap();
+    ee.verify_is_valid_for_subject_name(&name)
+}
+
+#[tokio::test]
+async fn a_service_account_gets_server_certificates_within_its_patterns() {
+    let w = world().await;
+    let app = &w.app;
+    let build = app
+        .service_account("build-servers", &["certificate:sign:server"], &["tollgate"])
+        .await;
+    let rules = tollgate_client::proto::certs::CertificateRules {
+        dns: vec![
+            "*.build.example.com".into(),
+            "ci.example.com".into(),
+            "*.bücher.example".into(),
+        ],
+        ips: vec!["10.0.0.7".into()],
+    };
+    let stored = app
+        .client
+        .set_certificate_rules(&build.client_id, &rules)
+        .await
+        .unwrap();
+    assert_eq!(stored.dns[2], "*.xn--bcher-kva.example", "stored as A-labels");
+    let svc = app.client.clone().with_user_token(app.token(&build).await);
+    let k = key(SigningAlg::ES256);
+    let names = |dns: &[&str]| dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>();
+    let csr = csr::request(
+        &k,
+        "x",
+        &names(&[
+            "a.build.example.com",
+            "CI.example.com",
+            "shop.xn--bcher-kva.example",
+        ]),
+        &["10.0.0.7".parse().unwrap()],
+    )
+    .unwrap();
+    let issued = svc.sign_server_certificate(&csr, None).await.unwrap();
+    let now = app.clock.now().0;
+    for host in [
+        "a.build.example.com",
+        "ci.example.com",
+        "shop.xn--bcher-kva.example",
+    ] {
+        webpki_server_auth(&issued, host, now).unwrap_or_else(|e| panic!("{host}: {e:?}"));
+    }
+    assert!(webpki_server_auth(&issued, "evilbuild.example.com", now).is_err());
+    assert!(
+        webpki_server_auth(&issued, "a.build.example.com", now + 6 * 86_400 + 1).is_err(),
+        "6 days at most"
+    );
+    openssl_verify(&issued.certificate, &issued.chain, "sslserver").unwrap();
+    assert_eq!(lifetime(&issued), 6 * 86_400 + 60);
+    let short = svc.sign_server_certificate(&csr, Some("1h")).await.unwrap();
+    assert_eq!(short.expires_in, 3600);
+
+    // Refusals name the rule.
+    let refused = |dns: &[&str], ips: &[&str]| {
+        let ips: Vec<std::net::IpAddr> = ips.iter().map(|i| i.parse().unwrap()).collect();
+        let csr = csr::request(&k, "x", &names(dns), &ips).unwrap();
+        let svc = svc.clone();
+        async move { reason(svc.sign_server_certificate(&csr, None).await) }
+    };
+    assert_eq!(refused(&["evilbuild.example.com"], &[]).await, "san-not-allowed");
+    assert_eq!(refused(&["a.b.build.example.com"], &[]).await, "san-not-allowed");
+    assert_eq!(refused(&["*.*.build.example.com"], &[]).await, "wildcard-depth");
+    assert_eq!(refused(&["*.example.com"], &[]).await, "wildcard-depth");
+    assert_eq!(
+        refused(&["ci.example.com"], &["10.0.0.8"]).await,
+        "san-not-allowed"
+    );
+    assert_eq!(refused(&[], &[]).await, "san-not-allowed");
+    let wildcard = csr::request(&k, "x", &names(&["*.build.example.com"]), &[]).unwrap();
+    svc.sign_server_certificate(&wildcard, None).await.unwrap();
+
+    // Without rules, without the scope, or as a user: refused.
+    let bare = app
+        .service_account("no-rules", &["certificate:sign:server"], &["tollgate"])
+        .await;
+    let bare = app.client.clone().with_user_token(app.token(&bare).await);
+    assert_eq!(
+        reason(bare.sign_server_certificate(&csr, None).await),
+        "san-not-allowed"
+    );
+    let unscoped = app.service_account("unscoped", &["read"], &["tollgate"]).await;
+    let unscoped = app.client.clone().with_user_token(app.token(&unscoped).await);
+    assert_eq!(
+        reason(unscoped.sign_server_certificate(&csr, None).await),
+        "permission-denied"
+    );
+    let (_, alice, _) = acme(&w).await;
+    assert_eq!(
+        reason(alice.sign_server_certificate(&csr, None).await),
+        "permission-denied"
+    );
+    let bad_rules = tollgate_client::proto::certs::CertificateRules {
+        dns: vec!["a.*.example.com".into()],
+        ips: vec![],
+    };
+    assert_eq!(
+        reason(
+            app.client
+                .set_certificate_rules(&build.client_id, &bad_rules)
+                .await
+        ),
+        "invalid-parameter"
+    );
+}

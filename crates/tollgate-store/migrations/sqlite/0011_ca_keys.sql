@@ -9,3 +9,12 @@ CREATE TABLE ca_keys (
     cert_pem TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
+
+-- What a service account's server certificates may name: DNS patterns (`host`, `*.zone`,
+-- `**.zone`, IDNA A-labels) and IP addresses, space-separated. No row: no server certificates.
+CREATE TABLE cert_rules (
+    client_id TEXT PRIMARY KEY REFERENCES clients (client_id) ON DELETE CASCADE,
+    dns_patterns TEXT NOT NULL,
+    ip_addresses TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);

@@ -1,7 +1,7 @@
 //! [`CaKeys`] for both SQL backends.
 
-use super::{PgStore, SqliteStore};
-use crate::{CaKeyRecord, CaKeys, Result};
+use super::{PgStore, SqliteStore, audiences_from_text as words, audiences_to_text as unwords};
+use crate::{CaKeyRecord, CaKeys, CertRulesRecord, Result};
 use async_trait::async_trait;
 use sqlx::Row as _;
 
@@ -53,6 +53,45 @@ macro_rules! ca_store {
                 }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn cert_rules(&self, client_id: &str) -> Result<Option<CertRulesRecord>> {
+                let row = sqlx::query(
+                    "SELECT client_id, dns_patterns, ip_addresses, updated_at FROM cert_rules WHERE client_id = $1",
+                )
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(CertRulesRecord {
+                        client_id: r.try_get("client_id")?,
+                        dns_patterns: words(r.try_get::<&str, _>("dns_patterns")?),
+                        ip_addresses: words(r.try_get::<&str, _>("ip_addresses")?),
+                        updated_at: r.try_get("updated_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn put_cert_rules(&self, rules: &CertRulesRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO cert_rules (client_id, dns_patterns, ip_addresses, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (client_id) DO UPDATE SET dns_patterns = excluded.dns_patterns, \
+                     ip_addresses = excluded.ip_addresses, updated_at = excluded.updated_at",
+                )
+                .bind(&rules.client_id)
+                .bind(unwords(&rules.dns_patterns))
+                .bind(unwords(&rules.ip_addresses))
+                .bind(rules.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                        crate::StoreError::Conflict(format!("no client `{}`", rules.client_id))
+                    }
+                    _ => e.into(),
+                })?;
+                Ok(())
             }
         }
     };
