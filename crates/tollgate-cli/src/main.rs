@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod cert;
 mod debug;
 mod device_key;
 mod login;
@@ -116,6 +117,18 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// X.509 certificates from tollgate's CA.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCommand {
+    /// Generate a key here and get a client (`--client`) or server (`--server`) certificate
+    /// for it; writes the key (mode 0600), the certificate and the CA chain.
+    Request(Box<cert::CertRequestArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +181,9 @@ async fn main() -> ExitCode {
         Command::Key {
             command: KeyCommand::Add(args),
         } => device_key::add(args).await,
+        Command::Cert {
+            command: CertCommand::Request(args),
+        } => cert::request(*args).await,
         Command::Registry { remote, command } => match admin::client(&remote) {
             Ok(c) => registry::run(&c, command).await,
             Err(e) => Err(e),

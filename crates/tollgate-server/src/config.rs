@@ -29,6 +29,8 @@ const CLIENT_ENV: &[&str] = &[
     "TOLLGATE_TOKEN",
     "TOLLGATE_RUNNER_SECRET",
     "TOLLGATE_ID_TOKEN",
+    "TOLLGATE_CLIENT_ID",
+    "TOLLGATE_CLIENT_SECRET",
 ];
 /// Short forms for the most used keys.
 const SHORT_ENV: &[(&str, &str, &str)] = &[
