@@ -41,7 +41,12 @@ pub struct CertRequestArgs {
     #[arg(long, requires = "server", env = "TOLLGATE_CLIENT_ID")]
     client_id: Option<String>,
     /// An access token to ask with instead of the stored sign-in (a CI job's token).
-    #[arg(long, env = "TOLLGATE_TOKEN", hide_env_values = true, conflicts_with = "server")]
+    #[arg(
+        long,
+        env = "TOLLGATE_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "server"
+    )]
     token: Option<String>,
     /// The tollgate server (for `--token` and `--server`; the stored sign-in knows its own).
     #[arg(long, env = "TOLLGATE_URL", default_value = "http://127.0.0.1:8080")]
@@ -107,7 +112,10 @@ pub async fn request(args: CertRequestArgs) -> anyhow::Result<()> {
     let csr = csr::request(&key, &args.name, &dns, &args.ip).context("cannot make the CSR")?;
     let ttl = args.ttl.as_deref();
     let issued = if args.server {
-        let client_id = args.client_id.clone().context("--server needs --client-id (or TOLLGATE_CLIENT_ID)")?;
+        let client_id = args
+            .client_id
+            .clone()
+            .context("--server needs --client-id (or TOLLGATE_CLIENT_ID)")?;
         let secret = std::env::var("TOLLGATE_CLIENT_SECRET")
             .context("set TOLLGATE_CLIENT_SECRET to the service account's secret")?;
         let client = Client::new(&args.url)?;
@@ -152,7 +160,11 @@ pub async fn request(args: CertRequestArgs) -> anyhow::Result<()> {
     write(&chain_path, issued.chain.as_bytes(), false)?;
     eprintln!(
         "certificate {} until {} (serial {}); key {}, certificate {}, CA chain {}",
-        if args.server { "for the server" } else { "for TLS clients" },
+        if args.server {
+            "for the server"
+        } else {
+            "for TLS clients"
+        },
         issued.not_after,
         issued.serial,
         key_path.display(),

@@ -1337,7 +1337,17 @@ fn cert_request_writes_a_key_a_server_certificate_and_the_chain() {
     let admin = server.admin_token.clone().unwrap();
     let created = server.cli(
         &admin,
-        &["admin", "client", "create", "--name", "web", "--scope", "certificate:sign:server", "--audience", "tollgate"],
+        &[
+            "admin",
+            "client",
+            "create",
+            "--name",
+            "web",
+            "--scope",
+            "certificate:sign:server",
+            "--audience",
+            "tollgate",
+        ],
     );
     let client_id = created["client_id"].as_str().unwrap().to_owned();
     let secret = created["client_secret"].as_str().unwrap().to_owned();
@@ -1345,24 +1355,45 @@ fn cert_request_writes_a_key_a_server_certificate_and_the_chain() {
         .enable_all()
         .build()
         .unwrap();
-    let sdk = tollgate_client::Client::new(&server.url).unwrap().with_admin_token(admin.clone().into());
+    let sdk = tollgate_client::Client::new(&server.url)
+        .unwrap()
+        .with_admin_token(admin.clone().into());
     let rules = tollgate_client::proto::certs::CertificateRules {
         dns: vec!["*.build.example.com".into()],
         ips: vec![],
     };
-    rt.block_on(sdk.set_certificate_rules(&client_id, &rules)).unwrap();
+    rt.block_on(sdk.set_certificate_rules(&client_id, &rules))
+        .unwrap();
     let out = dir.path().join("certs");
     let env = [("TOLLGATE_CLIENT_SECRET", secret.as_str())];
     let args = [
-        "cert", "request", "--server", "--dns", "a.build.example.com", "--client-id", &client_id,
-        "--out", out.to_str().unwrap(), "--name", "web", "--ttl", "24h",
+        "cert",
+        "request",
+        "--server",
+        "--dns",
+        "a.build.example.com",
+        "--client-id",
+        &client_id,
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "web",
+        "--ttl",
+        "24h",
     ];
     server.ok(&env, &args);
-    let (key, crt, chain) = (out.join("web.key"), out.join("web.crt"), out.join("web-chain.pem"));
+    let (key, crt, chain) = (
+        out.join("web.key"),
+        out.join("web.crt"),
+        out.join("web-chain.pem"),
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let chain_text = std::fs::read_to_string(&chain).unwrap();
     let (issuing, root) = chain_text.split_at(chain_text.find("-----END CERTIFICATE-----\n").unwrap() + 26);
@@ -1376,7 +1407,11 @@ fn cert_request_writes_a_key_a_server_certificate_and_the_chain() {
         .arg(&crt)
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     let pubkey = |args: &[&str], file: &Path| {
         let o = Command::new("openssl").args(args).arg(file).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -1388,8 +1423,17 @@ fn cert_request_writes_a_key_a_server_certificate_and_the_chain() {
         "the certificate holds the key written next to it"
     );
     let refused = [
-        "cert", "request", "--server", "--dns", "evilbuild.example.com", "--client-id", &client_id,
-        "--out", out.to_str().unwrap(), "--name", "evil",
+        "cert",
+        "request",
+        "--server",
+        "--dns",
+        "evilbuild.example.com",
+        "--client-id",
+        &client_id,
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "evil",
     ];
     let (_, err) = server.refused(&env, &refused);
     assert!(err.contains("san-not-allowed"), "{err}");
