@@ -154,6 +154,9 @@ reasons! {
     KeyTypeNotAllowed = "key-type-not-allowed", "The CSR's key type is not accepted; use P-256, P-384, Ed25519 or RSA of 2048–8192 bits.";
     SanNotAllowed = "san-not-allowed", "The CSR names a subject alternative name this certificate may not carry (the message names it and the account's patterns).";
     WildcardDepth = "wildcard-depth", "A wildcard DNS name is misplaced (only a whole left-most `*` label over two or more labels) or reaches deeper than the account's patterns allow.";
+    ClientCertMissing = "client-cert-missing", "The gateway check found no client certificate in x-forwarded-client-cert; the route needs one from tollgate's CA.";
+    ClientCertInvalid = "client-cert-invalid", "The forwarded client certificate is not one tollgate's CA issued, is not valid now, is not for TLS clients, or came from a peer outside server.trusted_proxies.";
+    RouteNotAllowed = "route-not-allowed", "The client certificate's holder (kind and org) is not allowed on this path by gateway.routes, or no route matches the path.";
     CaUnavailable = "ca-unavailable", "The certificate authority could not sign (an external CA is down or refused); nothing was issued. Retry later.";
     // Rate limits
     RateLimited = "rate-limited", "Too many requests from this address or with this credential; wait for Retry-After seconds.";

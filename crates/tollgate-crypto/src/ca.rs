@@ -193,3 +193,91 @@ pub fn issue(issuer: CaIdentity<'_>, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result
         der: cert.der().to_vec(),
     })
 }
+
+/// What a verified leaf says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafInfo {
+    pub common_name: String,
+    pub organization: Option<String>,
+    pub organizational_unit: Option<String>,
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    pub not_after: i64,
+}
+
+/// Why a presented leaf is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeafError {
+    #[error("the certificate does not parse: {0}")]
+    Malformed(String),
+    #[error("the certificate was not issued by this CA")]
+    WrongIssuer,
+    #[error("the certificate's signature does not verify with this CA's key")]
+    BadSignature,
+    #[error("the certificate is not valid now (valid {0} to {1})")]
+    NotValidNow(i64, i64),
+    #[error("the certificate is not for TLS client authentication")]
+    NotForClients,
+}
+
+/// Checks that `leaf_der` is a client certificate issued by `issuing_pem`'s CA (an ES256
+/// intermediate, as [`issue`] makes) and valid at `now`; what it names.
+///
+/// # Errors
+/// The [`LeafError`] that says which check failed.
+pub fn verify_client_leaf(leaf_der: &[u8], issuing_pem: &str, now: i64) -> Result<LeafInfo, LeafError> {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let malformed = |e: &dyn std::fmt::Display| LeafError::Malformed(e.to_string());
+    let (_, issuing_pem) =
+        x509_parser::pem::parse_x509_pem(issuing_pem.as_bytes()).map_err(|e| malformed(&e))?;
+    let (_, issuing) = X509Certificate::from_der(&issuing_pem.contents).map_err(|e| malformed(&e))?;
+    let (rest, leaf) = X509Certificate::from_der(leaf_der).map_err(|e| malformed(&e))?;
+    if !rest.is_empty() {
+        return Err(LeafError::Malformed("trailing bytes".into()));
+    }
+    if leaf.issuer().as_raw() != issuing.subject().as_raw() {
+        return Err(LeafError::WrongIssuer);
+    }
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        &issuing.public_key().subject_public_key.data,
+    )
+    .verify(leaf.tbs_certificate.as_ref(), &leaf.signature_value.data)
+    .map_err(|_| LeafError::BadSignature)?;
+    let (nb, na) = (
+        leaf.validity().not_before.timestamp(),
+        leaf.validity().not_after.timestamp(),
+    );
+    if now < nb || now > na {
+        return Err(LeafError::NotValidNow(nb, na));
+    }
+    let client = leaf
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|e| e.value.client_auth);
+    if !client {
+        return Err(LeafError::NotForClients);
+    }
+    let subject = leaf.subject();
+    let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
+        it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
+    };
+    Ok(LeafInfo {
+        common_name: first(&mut subject.iter_common_name()).unwrap_or_default(),
+        organization: first(&mut subject.iter_organization()),
+        organizational_unit: first(&mut subject.iter_organizational_unit()),
+        serial: hex::encode(leaf.raw_serial()),
+        not_after: na,
+    })
+}
+
+/// [`verify_client_leaf`] for a PEM certificate.
+///
+/// # Errors
+/// As [`verify_client_leaf`]; [`LeafError::Malformed`] when it is not PEM.
+pub fn verify_client_leaf_pem(leaf_pem: &str, issuing_pem: &str, now: i64) -> Result<LeafInfo, LeafError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(leaf_pem.as_bytes())
+        .map_err(|e| LeafError::Malformed(format!("not PEM: {e}")))?;
+    verify_client_leaf(&pem.contents, issuing_pem, now)
+}

@@ -531,3 +531,134 @@ async fn observe(
     }
     Ok(())
 }
+
+/// The certificate element of an `x-forwarded-client-cert` value that the nearest proxy
+/// added (the last one), URL-decoded: its `Cert` (PEM), if any.
+fn xfcc_cert(header: &str) -> Option<String> {
+    // Elements are separated by `,` and pairs by `;` outside double quotes.
+    let mut elements = vec![String::new()];
+    let mut quoted = false;
+    for c in header.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                elements.last_mut()?.push(c);
+            }
+            ',' if !quoted => elements.push(String::new()),
+            _ => elements.last_mut()?.push(c),
+        }
+    }
+    let last = elements.pop()?;
+    let mut pairs = Vec::new();
+    let mut current = String::new();
+    quoted = false;
+    for c in last.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ';' if !quoted => pairs.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    pairs.push(current);
+    pairs.iter().find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.eq_ignore_ascii_case("cert").then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// Whether `path` is under `prefix` at a segment boundary.
+fn under(path: &str, prefix: &str) -> bool {
+    prefix == "/"
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/') || prefix.ends_with('/'))
+}
+
+/// The ext_authz decision for a request to `path` that Envoy forwarded from `peer` with the
+/// `x-forwarded-client-cert` value `xfcc`: the holder, or the refusal naming why.
+pub fn gateway_decision(
+    state: &AppState,
+    peer: std::net::IpAddr,
+    xfcc: Option<&str>,
+    path: &str,
+) -> Result<ca::LeafInfo, ApiError> {
+    let gateway = &state.config.gateway;
+    if !gateway.enabled {
+        return Err(ApiError::new(
+            Reason::NotFound,
+            "the gateway check is off (gateway.enabled)",
+        ));
+    }
+    let ca = authority(state)?;
+    if !state.limits.trusted_proxies.iter().any(|c| c.contains(peer)) {
+        return Err(ApiError::new(
+            Reason::ClientCertInvalid,
+            format!(
+                "x-forwarded-client-cert is believed only from server.trusted_proxies; {peer} is not one"
+            ),
+        ));
+    }
+    let pem = xfcc.and_then(xfcc_cert).ok_or_else(|| {
+        ApiError::new(
+            Reason::ClientCertMissing,
+            "no client certificate in x-forwarded-client-cert (Envoy: forward_client_cert_details with Cert)",
+        )
+    })?;
+    let leaf = ca::verify_client_leaf_pem(&pem, &ca.chain_pem(), state.clock.now().0)
+        .map_err(|e| ApiError::new(Reason::ClientCertInvalid, e.to_string()))?;
+    let route = gateway
+        .routes
+        .iter()
+        .find(|r| under(path, &r.prefix))
+        .ok_or_else(|| ApiError::new(Reason::RouteNotAllowed, format!("no gateway route covers {path}")))?;
+    let kind = leaf.organizational_unit.as_deref().unwrap_or_default();
+    if !route.allow.iter().any(|a| a == kind) {
+        return Err(ApiError::new(
+            Reason::RouteNotAllowed,
+            format!(
+                "{path} (route {}) allows {:?}; the certificate is a {kind}'s",
+                route.prefix, route.allow
+            ),
+        ));
+    }
+    if !route.orgs.is_empty() && !leaf.organization.as_ref().is_some_and(|o| route.orgs.contains(o)) {
+        return Err(ApiError::new(
+            Reason::RouteNotAllowed,
+            format!(
+                "{path} (route {}) allows orgs {:?} only",
+                route.prefix, route.orgs
+            ),
+        ));
+    }
+    Ok(leaf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nearest_proxys_certificate_is_read_from_xfcc() {
+        let one = r#"By=spiffe://envoy;Hash=ab;Cert="-----BEGIN%20CERTIFICATE-----%0AAAA%0A-----END%20CERTIFICATE-----%0A";Subject="CN=a,O=b""#;
+        assert_eq!(
+            xfcc_cert(one).as_deref(),
+            Some("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n")
+        );
+        let two = format!(r#"By=x;Cert="first",{one}"#);
+        assert!(xfcc_cert(&two).is_some_and(|c| c.contains("AAA")));
+        assert_eq!(xfcc_cert("By=x;Hash=y"), None);
+        assert_eq!(xfcc_cert(""), None);
+    }
+
+    #[test]
+    fn prefixes_match_at_segment_boundaries() {
+        assert!(under("/deploy", "/deploy") && under("/deploy/x", "/deploy") && under("/anything", "/"));
+        assert!(!under("/deployer", "/deploy"));
+        assert!(under("/api/v1", "/api/"));
+    }
+}

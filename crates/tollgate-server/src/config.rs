@@ -62,6 +62,7 @@ pub struct Config {
     pub invites: InvitesConfig,
     pub web_login: WebLoginConfig,
     pub certs: CertsConfig,
+    pub gateway: GatewayConfig,
     /// Upstream issuers defined in the file (`[[issuers]]`); the admin API adds more.
     pub issuers: Vec<IssuerSpec>,
 }
@@ -400,6 +401,30 @@ impl Default for CertsConfig {
     }
 }
 
+/// `POST /v1/gateway/authorize`: an Envoy HTTP ext_authz service deciding from the client
+/// certificate Envoy forwards (`x-forwarded-client-cert`) and the route.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub enabled: bool,
+    /// The first route whose prefix matches the request's path decides; none: denied.
+    pub routes: Vec<GatewayRoute>,
+}
+
+/// Who may call the paths under `prefix`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayRoute {
+    /// A path prefix matched at segment boundaries (`/deploy` matches `/deploy/x`, not
+    /// `/deployer`); `/` matches everything.
+    pub prefix: String,
+    /// Holder kinds allowed: `user`, `ci`, `service` (the certificate's OU).
+    pub allow: Vec<String>,
+    /// Orgs (by name, the certificate's O) allowed; empty = any.
+    #[serde(default)]
+    pub orgs: Vec<String>,
+}
+
 /// How a registry token names its key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -731,6 +756,18 @@ impl Config {
         ] {
             if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(397 * 24 * 3600) {
                 return Err(format!("certs.{name} must be between 1m and 397d"));
+            }
+        }
+        for r in &self.gateway.routes {
+            if !r.prefix.starts_with('/') {
+                return Err(format!("gateway.routes: prefix `{}` must start with /", r.prefix));
+            }
+            if let Some(k) = r
+                .allow
+                .iter()
+                .find(|k| !["user", "ci", "service"].contains(&k.as_str()))
+            {
+                return Err(format!("gateway.routes: allow `{k}`: use user, ci or service"));
             }
         }
         let web = &self.web_login;

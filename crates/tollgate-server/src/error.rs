@@ -209,6 +209,7 @@ pub fn classify(reason: Reason) -> (StatusCode, &'static str) {
         CsrInvalid | CsrSignatureInvalid | KeyTypeNotAllowed | SanNotAllowed | WildcardDepth => {
             (StatusCode::BAD_REQUEST, "invalid_request")
         }
+        ClientCertMissing | ClientCertInvalid | RouteNotAllowed => (StatusCode::FORBIDDEN, "access_denied"),
         CaUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),

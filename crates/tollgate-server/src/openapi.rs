@@ -50,7 +50,7 @@ use crate::routes;
         routes::web::login, routes::web::callback, routes::web::logout, routes::web::device_page,
         routes::web::device_decision,
         routes::certs::chain, routes::certs::sign, routes::certs::sign_server, routes::certs::put_rules,
-        routes::certs::get_rules,
+        routes::certs::get_rules, routes::certs::gateway_authorize,
     ),
     components(schemas(
         ErrorBody, oauth::TokenRequest, oauth::TokenResponse, oauth::TokenTypeHintRequest,

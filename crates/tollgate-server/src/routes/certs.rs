@@ -7,7 +7,7 @@ use crate::extract::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use tollgate_core::Reason;
 use tollgate_proto::ErrorBody;
@@ -142,4 +142,38 @@ pub async fn get_rules(
             ips: r.ip_addresses,
         }
     })))
+}
+
+/// Envoy HTTP ext_authz (`gateway.enabled`): Envoy sends the original request's method and
+/// path under this prefix, with `x-forwarded-client-cert`; the answer is 200 with
+/// `x-tollgate-subject`, `x-tollgate-kind`, `x-tollgate-org` and `x-tollgate-serial` for
+/// Envoy to pass upstream, or 403 with `x-tollgate-reason` (`client-cert-missing`,
+/// `client-cert-invalid`, `route-not-allowed`).
+#[utoipa::path(post, path = "/v1/gateway/authorize/{path}", tag = "certificates",
+    params(("path" = String, Path, description = "The original request's path"), ("x-forwarded-client-cert" = Option<String>, Header)),
+    responses((status = 200, description = "Allowed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn gateway_authorize(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    path: Option<Path<String>>,
+) -> Result<Response, ApiError> {
+    let path = path.map_or_else(|| "/".to_owned(), |Path(p)| format!("/{p}"));
+    let xfcc = headers
+        .get("x-forwarded-client-cert")
+        .and_then(|v| v.to_str().ok());
+    let leaf = crate::certs::gateway_decision(&state, peer.ip(), xfcc, &path)?;
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    for (name, value) in [
+        ("x-tollgate-subject", Some(leaf.common_name.as_str())),
+        ("x-tollgate-kind", leaf.organizational_unit.as_deref()),
+        ("x-tollgate-org", leaf.organization.as_deref()),
+        ("x-tollgate-serial", Some(leaf.serial.as_str())),
+    ] {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            h.insert(name, v);
+        }
+    }
+    Ok(response)
 }

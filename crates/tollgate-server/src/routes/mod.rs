@@ -23,7 +23,7 @@ pub mod web;
 use crate::authz;
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Router, middleware};
 use tollgate_core::Reason;
 
@@ -54,6 +54,10 @@ pub fn routes(device_verification_path: &str) -> Router<AppState> {
         .route("/openapi.json", get(ops::openapi))
         // The CA's certificates are public: every verifier needs them.
         .route("/v1/ca/chain", get(certs::chain))
+        // Envoy ext_authz: the client certificate in x-forwarded-client-cert, checked inside
+        // (and believed only from server.trusted_proxies).
+        .route("/v1/gateway/authorize", any(certs::gateway_authorize))
+        .route("/v1/gateway/authorize/{*path}", any(certs::gateway_authorize))
         // The runner's publish steps authenticate inside: the CI OIDC token (attest), then
         // the runner secret; finalize and the session view also take the session's user.
         .route("/v1/publish/attest", post(publish::attest))

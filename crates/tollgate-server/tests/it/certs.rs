@@ -418,3 +418,111 @@ async fn a_service_account_gets_server_certificates_within_its_patterns() {
         "invalid-parameter"
     );
 }
+
+/// An Envoy `x-forwarded-client-cert` value carrying `pem`, as Envoy writes it.
+fn xfcc(pem: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(pem.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    format!(r#"By=spiffe://cluster.local/ns/default/sa/envoy;Hash=0f;Cert="{encoded}";Subject="CN=x""#)
+}
+
+#[tokio::test]
+async fn the_gateway_check_decides_from_the_forwarded_client_certificate_and_the_route() {
+    let w = world_with(|c| {
+        c.gateway.enabled = true;
+        c.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+        c.gateway.routes = vec![
+            tollgate_server::config::GatewayRoute {
+                prefix: "/deploy".into(),
+                allow: vec!["ci".into()],
+                orgs: vec![],
+            },
+            tollgate_server::config::GatewayRoute {
+                prefix: "/".into(),
+                allow: vec!["user".into()],
+                orgs: vec!["acme".into()],
+            },
+        ];
+    })
+    .await;
+    let (alice_id, alice, _) = acme(&w).await;
+    let issued = alice
+        .sign_client_certificate(&client_csr(SigningAlg::ES256), None)
+        .await
+        .unwrap();
+    let check = |path: &str, header: Option<String>| {
+        let mut req = w
+            .app
+            .http
+            .post(w.app.url(&format!("/v1/gateway/authorize{path}")));
+        if let Some(h) = header {
+            req = req.header("x-forwarded-client-cert", h);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let get = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+            (
+                r.status().as_u16(),
+                get("x-tollgate-reason"),
+                get("x-tollgate-subject"),
+                get("x-tollgate-org"),
+            )
+        }
+    };
+    let ok = check("/api/things", Some(xfcc(&issued.certificate))).await;
+    assert_eq!(ok, (200, None, Some(alice_id.clone()), Some("acme".into())));
+    assert_eq!(
+        check("/deploy/app", Some(xfcc(&issued.certificate)))
+            .await
+            .1
+            .as_deref(),
+        Some("route-not-allowed")
+    );
+    assert_eq!(
+        check("/api", None).await.1.as_deref(),
+        Some("client-cert-missing")
+    );
+    // Not from tollgate's CA: a self-signed certificate with the same names.
+    let k = key(SigningAlg::ES256);
+    let foreign =
+        tollgate_crypto::self_signed_certificate(&k, "tollgate Issuing CA", 1_700_000_000, 1_900_000_000)
+            .unwrap();
+    assert_eq!(
+        check("/api", Some(xfcc(&foreign))).await.1.as_deref(),
+        Some("client-cert-invalid")
+    );
+    // Expired (90 minutes for a person).
+    w.app.advance(Duration::from_secs(91 * 60));
+    assert_eq!(
+        check("/api", Some(xfcc(&issued.certificate))).await.1.as_deref(),
+        Some("client-cert-invalid")
+    );
+
+    // From a peer outside server.trusted_proxies, the header is not believed.
+    let untrusted = world_with(|c| c.gateway.enabled = true).await;
+    let (_, alice, _) = acme(&untrusted).await;
+    let issued = alice
+        .sign_client_certificate(&client_csr(SigningAlg::ES256), None)
+        .await
+        .unwrap();
+    let r = untrusted
+        .app
+        .http
+        .post(untrusted.app.url("/v1/gateway/authorize/x"))
+        .header("x-forwarded-client-cert", xfcc(&issued.certificate))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["x-tollgate-reason"], "client-cert-invalid");
+    // Off by default.
+    let off = crate::test_app::TestApp::new().await;
+    let r = off
+        .http
+        .post(off.url("/v1/gateway/authorize/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

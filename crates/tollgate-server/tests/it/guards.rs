@@ -38,6 +38,8 @@ const PUBLIC: &[&str] = &[
     "POST /verify",
     // The CA chain: every verifier of issued certificates needs it.
     "GET /v1/ca/chain",
+    // Envoy ext_authz: the forwarded client certificate is checked inside.
+    "POST /v1/gateway/authorize/{path}",
 ];
 
 /// Whether an operation is open by route and authenticates inside: OAuth clients (HTTP
