@@ -218,29 +218,45 @@ pub struct TokenCaller {
     pub claims: AccessTokenClaims,
 }
 
+/// The claims of the bearer access token for tollgate's API, if `kind_ok` accepts its kind
+/// (`refusal` otherwise); the guard's decision is recorded either way.
+async fn api_caller(
+    parts: &Parts,
+    state: &AppState,
+    who: &str,
+    kind_ok: fn(&AccessTokenClaims) -> bool,
+    refusal: &str,
+) -> Result<AccessTokenClaims, ApiError> {
+    let result = async {
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            ApiError::new(
+                Reason::TokenMissing,
+                format!("send {who} access token as `Authorization: Bearer …`"),
+            )
+            .with_challenge(CHALLENGE)
+        })?;
+        let claims = api_token(state, token).await?;
+        if !kind_ok(&claims) {
+            return Err(ApiError::new(Reason::PermissionDenied, refusal.to_owned()));
+        }
+        Ok(claims)
+    }
+    .await;
+    decided(parts, result)
+}
+
+/// Whether the token is a service account's (neither a user's nor a CI job's).
+fn is_service(c: &AccessTokenClaims) -> bool {
+    c.user_ver.is_none() && c.ci.is_none()
+}
+
 impl FromRequestParts<AppState> for TokenCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let result = async {
-            let token = bearer_token(&parts.headers).ok_or_else(|| {
-                ApiError::new(
-                    Reason::TokenMissing,
-                    "send a user or job access token as `Authorization: Bearer …`",
-                )
-                .with_challenge(CHALLENGE)
-            })?;
-            let claims = api_token(state, token).await?;
-            if claims.user_ver.is_none() && claims.ci.is_none() {
-                return Err(ApiError::new(
-                    Reason::PermissionDenied,
-                    "only users and CI jobs call this API; service-account tokens do not",
-                ));
-            }
-            Ok(TokenCaller { claims })
-        }
-        .await;
-        decided(parts, result)
+        let refusal = "only users and CI jobs call this API; service-account tokens do not";
+        let claims = api_caller(parts, state, "a user or job", |c| !is_service(c), refusal).await?;
+        Ok(TokenCaller { claims })
     }
 }
 
@@ -255,25 +271,9 @@ impl FromRequestParts<AppState> for ServiceCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let result = async {
-            let token = bearer_token(&parts.headers).ok_or_else(|| {
-                ApiError::new(
-                    Reason::TokenMissing,
-                    "send a service account's access token as `Authorization: Bearer …`",
-                )
-                .with_challenge(CHALLENGE)
-            })?;
-            let claims = api_token(state, token).await?;
-            if claims.user_ver.is_some() || claims.ci.is_some() {
-                return Err(ApiError::new(
-                    Reason::PermissionDenied,
-                    "only service accounts call this API; users and CI jobs get client certificates",
-                ));
-            }
-            Ok(ServiceCaller { claims })
-        }
-        .await;
-        decided(parts, result)
+        let refusal = "only service accounts call this API; users and CI jobs get client certificates";
+        let claims = api_caller(parts, state, "a service account's", is_service, refusal).await?;
+        Ok(ServiceCaller { claims })
     }
 }
 

@@ -297,14 +297,8 @@ async fn sign_client_inner(
     }
     let parsed = csr::parse(csr_text).map_err(csr_refusal)?;
     rules::check_client(&parsed.request).map_err(refusal)?;
-    let c = &state.config.certs;
-    let limits = TtlLimits {
-        developer: c.developer_ttl,
-        ci_job: c.ci_job_ttl,
-        server: c.server_ttl,
-    };
     let now = state.clock.now().0;
-    let ttl = rules::clamp_ttl(holder.context, requested, &limits, now);
+    let ttl = rules::clamp_ttl(holder.context, requested, &ttl_limits(state), now);
     if ttl < 60 {
         return Err(ApiError::new(
             Reason::Expired,
@@ -325,30 +319,62 @@ async fn sign_client_inner(
         not_after: now + ttl,
         serial,
     };
-    let issued = ca.issue(&parsed, &leaf).await?;
-    let serial_hex = hex::encode(serial);
-    let key = parsed.request.key.as_ref().map(ToString::to_string);
-    let mut event = crate::audit::AuditEvent::new(&holder.actor, "certificate.issue")
+    let provenance = json!({
+        "client_id": claims.client_id,
+        "upstream": claims.upstream.as_ref().map(|u| &u.name),
+        "ci": claims.ci.is_some(),
+    });
+    issue_and_record(state, ca, claims, &holder.actor, &parsed, &leaf, provenance).await
+}
+
+/// The configured lifetime ceilings.
+fn ttl_limits(state: &AppState) -> TtlLimits {
+    let c = &state.config.certs;
+    TtlLimits {
+        developer: c.developer_ttl,
+        ci_job: c.ci_job_ttl,
+        server: c.server_ttl,
+    }
+}
+
+/// Signs `leaf` for `parsed`, audits the issuance as `actor` (serial, subject, SANs,
+/// lifetime, key type, CA, `provenance`; never a PEM) and builds the answer.
+async fn issue_and_record(
+    state: &AppState,
+    ca: &dyn CertificateAuthority,
+    claims: &AccessTokenClaims,
+    actor: &str,
+    parsed: &ParsedCsr,
+    leaf: &Leaf<'_>,
+    provenance: serde_json::Value,
+) -> Result<Issued, ApiError> {
+    let issued = ca.issue(parsed, leaf).await?;
+    let serial = hex::encode(leaf.serial);
+    let profile = match leaf.profile {
+        LeafProfile::Client => "client",
+        LeafProfile::Server => "server",
+    };
+    let mut event = crate::audit::AuditEvent::new(actor, "certificate.issue")
         .credential(claims.jti.clone())
-        .target(&serial_hex)
+        .target(&serial)
         .detail(json!({
-            "profile": "client",
+            "profile": profile,
             "ca": ca.id(),
-            "serial": serial_hex,
-            "subject": {"cn": holder.common_name, "ou": holder.unit, "o": holder.org},
-            "sans": [],
-            "key": key,
+            "serial": serial,
+            "subject": {"cn": leaf.common_name, "ou": leaf.organizational_unit, "o": leaf.organization},
+            "sans": {"dns": leaf.dns_names, "ip": leaf.ip_addresses},
+            "key": parsed.request.key.as_ref().map(ToString::to_string),
             "not_before": leaf.not_before,
             "not_after": leaf.not_after,
-            "ttl_seconds": ttl,
-            "provenance": {"client_id": claims.client_id, "upstream": claims.upstream.as_ref().map(|u| &u.name), "ci": claims.ci.is_some()},
+            "ttl_seconds": leaf.not_after - state.clock.now().0,
+            "provenance": provenance,
         }));
     event.org_id = claims.org.clone();
     crate::audit::record_event(state, event).await?;
     Ok(Issued {
         certificate_pem: issued.pem,
         chain_pem: ca.chain_pem(),
-        serial: serial_hex,
+        serial,
         not_before: leaf.not_before,
         not_after: leaf.not_after,
         ca: ca.id().to_owned(),
@@ -428,14 +454,9 @@ pub async fn sign_server(
         let rules = server_rules(state, &claims.client_id).await?;
         let names = rules::check_server(&parsed.request, &rules).map_err(refusal)?;
         let dns: Vec<String> = names.iter().map(ToString::to_string).collect();
-        let c = &state.config.certs;
-        let limits = TtlLimits {
-            developer: c.developer_ttl,
-            ci_job: c.ci_job_ttl,
-            server: c.server_ttl,
-        };
         let now = state.clock.now().0;
-        let ttl = i64::try_from(rules::clamp_ttl(TtlContext::Server, requested, &limits, now)).unwrap_or(i64::MAX);
+        let ttl = rules::clamp_ttl(TtlContext::Server, requested, &ttl_limits(state), now);
+        let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
         let common_name = dns.first().cloned().unwrap_or_else(|| claims.client_id.clone());
         let serial = ca::random_serial();
         let org_name = match &claims.org {
@@ -453,33 +474,8 @@ pub async fn sign_server(
             not_after: now + ttl,
             serial,
         };
-        let issued = ca.issue(&parsed, &leaf).await?;
-        let serial_hex = hex::encode(serial);
-        let mut event = crate::audit::AuditEvent::new(&actor, "certificate.issue")
-            .credential(claims.jti.clone())
-            .target(&serial_hex)
-            .detail(json!({
-                "profile": "server",
-                "ca": ca.id(),
-                "serial": serial_hex,
-                "subject": {"cn": common_name, "ou": "service", "o": org_name},
-                "sans": {"dns": dns, "ip": parsed.request.ip_addresses},
-                "key": parsed.request.key.as_ref().map(ToString::to_string),
-                "not_before": leaf.not_before,
-                "not_after": leaf.not_after,
-                "ttl_seconds": ttl,
-                "provenance": {"client_id": claims.client_id},
-            }));
-        event.org_id = claims.org.clone();
-        crate::audit::record_event(state, event).await?;
-        Ok(Issued {
-            certificate_pem: issued.pem,
-            chain_pem: ca.chain_pem(),
-            serial: serial_hex,
-            not_before: leaf.not_before,
-            not_after: leaf.not_after,
-            ca: ca.id().to_owned(),
-        })
+        let provenance = json!({"client_id": claims.client_id});
+        issue_and_record(state, ca, claims, &actor, &parsed, &leaf, provenance).await
     }
     .await;
     observe(state, ca, claims, "server", started, &result).await?;

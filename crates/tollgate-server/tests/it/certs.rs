@@ -85,25 +85,42 @@ pub(crate) fn openssl_verify(leaf_pem: &str, chain_pem: &str, purpose: &str) -> 
     }
 }
 
-/// rustls-webpki's verdict on the leaf as a TLS client certificate, at `at`.
-fn webpki_client_auth(issued: &IssuedCertificate, at: i64) -> Result<(), webpki::Error> {
+/// rustls-webpki's verdict on the leaf for `usage` at `at` (and, given a host, its name).
+fn webpki_verify(
+    issued: &IssuedCertificate,
+    usage: webpki::KeyUsage,
+    host: Option<&str>,
+    at: i64,
+) -> Result<(), webpki::Error> {
     let chain = pem_blocks(&issued.chain);
-    let leaf = pem_blocks(&issued.certificate).remove(0);
     let root = CertificateDer::from(chain[1].clone());
     let anchor = webpki::anchor_from_trusted_cert(&root).unwrap();
-    let leaf = CertificateDer::from(leaf);
+    let leaf = CertificateDer::from(pem_blocks(&issued.certificate).remove(0));
     let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
     let intermediates = [CertificateDer::from(chain[0].clone())];
+    let at = PkiTime::since_unix_epoch(Duration::from_secs(u64::try_from(at).unwrap()));
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &[anchor],
         &intermediates,
-        PkiTime::since_unix_epoch(Duration::from_secs(u64::try_from(at).unwrap())),
-        webpki::KeyUsage::client_auth(),
+        at,
+        usage,
         None,
         None,
-    )
-    .map(|_| ())
+    )?;
+    match host {
+        Some(h) => ee
+            .verify_is_valid_for_subject_name(&rustls_pki_types::ServerName::try_from(h.to_owned()).unwrap()),
+        None => Ok(()),
+    }
+}
+
+fn webpki_client_auth(issued: &IssuedCertificate, at: i64) -> Result<(), webpki::Error> {
+    webpki_verify(issued, webpki::KeyUsage::client_auth(), None, at)
+}
+
+fn webpki_server_auth(issued: &IssuedCertificate, host: &str, at: i64) -> Result<(), webpki::Error> {
+    webpki_verify(issued, webpki::KeyUsage::server_auth(), Some(host), at)
 }
 
 fn lifetime(issued: &IssuedCertificate) -> i64 {
@@ -289,27 +306,6 @@ async fn the_ca_survives_restarts_and_can_be_turned_off() {
     );
     let off = crate::test_app::TestApp::with_config(|c| c.certs.enabled = false).await;
     assert_eq!(reason(off.client.ca_chain().await), "not-found");
-}
-
-/// rustls-webpki's verdict on a server certificate for `host`.
-fn webpki_server_auth(issued: &IssuedCertificate, host: &str, at: i64) -> Result<(), webpki::Error> {
-    let chain = pem_blocks(&issued.chain);
-    let root = CertificateDer::from(chain[1].clone());
-    let anchor = webpki::anchor_from_trusted_cert(&root).unwrap();
-    let leaf = CertificateDer::from(pem_blocks(&issued.certificate).remove(0));
-    let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
-    let intermediates = [CertificateDer::from(chain[0].clone())];
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &[anchor],
-        &intermediates,
-        PkiTime::since_unix_epoch(Duration::from_secs(u64::try_from(at).unwrap())),
-        webpki::KeyUsage::server_auth(),
-        None,
-        None,
-    )?;
-    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    ee.verify_is_valid_for_subject_name(&name)
 }
 
 #[tokio::test]

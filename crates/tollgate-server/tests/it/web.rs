@@ -155,6 +155,26 @@ fn hidden(html: &str, name: &str) -> String {
     rest[..rest.find('"').unwrap()].to_owned()
 }
 
+/// A browser that signed in through the IdP and came back to `path`; the page there.
+async fn signed_in(w: &Web, path: &str) -> (Browser, String) {
+    let mut b = Browser::new();
+    let (_, page) = b
+        .open(&w.app.url(&format!("/login?return_to={}", urlencode(path))))
+        .await;
+    (b, page)
+}
+
+/// Asserts that the device's next poll is refused with `reason`.
+async fn assert_poll(w: &Web, d: &tollgate_client::proto::device::DeviceAuthorizationResponse, reason: &str) {
+    let refused = w
+        .app
+        .client
+        .device_token(&d.device_code, "tollgate-cli")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains(reason), "{refused}");
+}
+
 async fn device(w: &Web) -> tollgate_client::proto::device::DeviceAuthorizationResponse {
     w.app
         .client
@@ -205,13 +225,7 @@ async fn sign_in_then_approve_a_device_on_the_verification_page() {
     assert!(page.contains("alice@example.com"), "{page}");
 
     // Polling before the decision: pending.
-    let pending = w
-        .app
-        .client
-        .device_token(&d.device_code, "tollgate-cli")
-        .await
-        .unwrap_err();
-    assert!(pending.to_string().contains("authorization-pending"), "{pending}");
+    assert_poll(&w, &d, "authorization-pending").await;
 
     let csrf = hidden(&page, "csrf");
     let form = [
@@ -251,13 +265,7 @@ async fn sign_in_then_approve_a_device_on_the_verification_page() {
 async fn denying_on_the_page_makes_the_device_poll_access_denied() {
     let w = web().await;
     let d = device(&w).await;
-    let mut b = Browser::new();
-    let (_, page) = b
-        .open(
-            &w.app
-                .url(&format!("/login?return_to=/device?user_code={}", d.user_code)),
-        )
-        .await;
+    let (mut b, page) = signed_in(&w, &format!("/device?user_code={}", d.user_code)).await;
     let csrf = hidden(&page, "csrf");
     let form = [
         ("user_code", d.user_code.as_str()),
@@ -271,26 +279,14 @@ async fn denying_on_the_page_makes_the_device_poll_access_denied() {
         .await
         .unwrap();
     assert!(page.contains("Device denied"), "{page}");
-    let denied = w
-        .app
-        .client
-        .device_token(&d.device_code, "tollgate-cli")
-        .await
-        .unwrap_err();
-    assert!(denied.to_string().contains("device-access-denied"), "{denied}");
+    assert_poll(&w, &d, "device-access-denied").await;
 }
 
 #[tokio::test]
 async fn forms_need_this_sessions_csrf_token_and_a_same_origin_post() {
     let w = web().await;
     let d = device(&w).await;
-    let mut b = Browser::new();
-    let (_, page) = b
-        .open(
-            &w.app
-                .url(&format!("/login?return_to=/device?user_code={}", d.user_code)),
-        )
-        .await;
+    let (mut b, page) = signed_in(&w, &format!("/device?user_code={}", d.user_code)).await;
     let csrf = hidden(&page, "csrf");
     let code = d.user_code.as_str();
 
@@ -324,13 +320,7 @@ async fn forms_need_this_sessions_csrf_token_and_a_same_origin_post() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["x-tollgate-reason"], "not-signed-in");
     // Nothing was decided.
-    let pending = w
-        .app
-        .client
-        .device_token(&d.device_code, "tollgate-cli")
-        .await
-        .unwrap_err();
-    assert!(pending.to_string().contains("authorization-pending"), "{pending}");
+    assert_poll(&w, &d, "authorization-pending").await;
 
     // Signing out ends the session server-side: the old cookie no longer works.
     let old = b.cookie_header();
@@ -489,7 +479,7 @@ fn urlencode(s: &str) -> String {
 /// The same pages in headless Chromium, driven over WebDriver (Debian's `chromium` and
 /// `chromium-driver`, installed by `interop/setup.sh`): what a person sees and clicks.
 mod browser {
-    use super::{Web, web};
+    use super::{Web, assert_poll, web};
     use crate::test_app::skip_unless_ci;
     use fantoccini::{Client, ClientBuilder, Locator};
     use std::process::{Child, Command, Stdio};
@@ -646,13 +636,7 @@ mod browser {
         assert_eq!(heading(&c, "Approve this device?").await, "Approve this device?");
         click(&c, "#deny").await;
         assert_eq!(heading(&c, "Device denied").await, "Device denied");
-        let denied = w
-            .app
-            .client
-            .device_token(&d.device_code, "tollgate-cli")
-            .await
-            .unwrap_err();
-        assert!(denied.to_string().contains("device-access-denied"), "{denied}");
+        assert_poll(&w, &d, "device-access-denied").await;
         c.close().await.unwrap();
     }
 
