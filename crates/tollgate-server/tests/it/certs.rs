@@ -184,16 +184,7 @@ async fn a_member_gets_a_client_certificate_that_independent_verifiers_accept() 
         "{newest}"
     );
     assert!(!newest.contains("BEGIN"), "{newest}");
-    let metrics = w
-        .app
-        .http
-        .get(w.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.app.get_text("/metrics").await;
     assert!(
         metrics.contains("tollgate_cert_issued_total{ca=\"internal\",profile=\"client\"} 4"),
         "{metrics}"
@@ -251,16 +242,7 @@ async fn bad_csrs_and_callers_are_refused_with_the_rule_they_break() {
         "malformed"
     );
     // Refusals are counted and audited (once the caller is known).
-    let metrics = w
-        .app
-        .http
-        .get(w.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.app.get_text("/metrics").await;
     assert!(
         metrics.contains("tollgate_cert_issue_errors_total{ca=\"internal\",reason=\"san-not-allowed\"} 2"),
         "{metrics}"

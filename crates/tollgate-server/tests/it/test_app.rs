@@ -188,6 +188,18 @@ impl TestApp {
             .access_token
     }
 
+    /// `GET path` without credentials, its body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `GET path` without credentials, its body as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http
