@@ -103,6 +103,20 @@ impl Target {
         Self::new(request, Expect::AnyBody)
     }
 
+    /// `POST /v1/certificates/server` of `csr` with a service account's `token`.
+    pub fn server_certificate(
+        http: &reqwest::Client,
+        base_url: &str,
+        token: &str,
+        csr: &str,
+    ) -> anyhow::Result<Self> {
+        let request = http
+            .post(format!("{base_url}/v1/certificates/server"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"csr": csr}));
+        Self::new(request, Expect::AnyBody)
+    }
+
     fn new(builder: reqwest::RequestBuilder, expect: Expect) -> anyhow::Result<Self> {
         let request = builder.build().context("cannot build the request")?;
         // Only streaming bodies refuse to clone, and a form body is a buffer; check anyway,

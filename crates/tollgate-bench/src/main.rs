@@ -75,6 +75,10 @@ enum Phase {
     /// through an org's trust policy for job tokens.
     #[value(name = "ci_exchange")]
     CiExchange,
+    /// `POST /v1/certificates/server`: one CSR (P-256, two DNS names), a certificate from
+    /// the internal CA each time, as a service account.
+    #[value(name = "server_cert")]
+    ServerCert,
 }
 
 impl Phase {
@@ -86,6 +90,7 @@ impl Phase {
             Phase::Refresh => "refresh",
             Phase::RegistryToken => "registry_token",
             Phase::CiExchange => "ci_exchange",
+            Phase::ServerCert => "server_cert",
         }
     }
 }
@@ -109,7 +114,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "client_credentials,introspect,token_exchange,refresh,registry_token,ci_exchange"
+        default_value = "client_credentials,introspect,token_exchange,refresh,registry_token,ci_exchange,server_cert"
     )]
     phases: Vec<Phase>,
     /// Requests in flight at once (tokio tasks sharing one keep-alive HTTP client); in the
@@ -250,6 +255,13 @@ async fn benchmark(
                 let tokens = prepare_ci(server, idp, args.ci_tokens, upstream_life, cores).await?;
                 (Workload::SingleUse(SingleUse::new(&url, tokens)), raw.exchange())
             }
+            Phase::ServerCert => {
+                let (token, csr) = prepare_server_cert(server).await?;
+                (
+                    Workload::Replay(Target::server_certificate(&http, &url, &token, &csr)?),
+                    raw.certificate(),
+                )
+            }
         };
         let name = phase.name();
         let (result, cpu) = run_phase(&http, Arc::new(workload), &limits, args.warm_up, server).await?;
@@ -370,6 +382,45 @@ async fn create_registry_pusher(server: &ServerProcess) -> anyhow::Result<Client
         "the registry token does not grant pull and push: {claims}"
     );
     Ok(creds)
+}
+
+/// A service account that may get server certificates for `*.bench.example.com`, its
+/// access token, and a CSR for two names there; checks once that it is issued.
+async fn prepare_server_cert(server: &ServerProcess) -> anyhow::Result<(String, String)> {
+    let url = server.url();
+    let admin = tollgate_client::Client::new(&url)?.with_admin_token(server.admin_token().clone());
+    let request = CreateClientRequest {
+        name: "cert-bench".to_owned(),
+        scope: vec!["certificate:sign:server".to_owned()],
+        audiences: vec!["tollgate".to_owned()],
+    };
+    let created = admin
+        .create_client(&request)
+        .await
+        .context("cannot create the certificate service account")?;
+    let rules = tollgate_client::proto::certs::CertificateRules {
+        dns: vec!["*.bench.example.com".to_owned()],
+        ips: Vec::new(),
+    };
+    admin
+        .set_certificate_rules(&created.client.client_id, &rules)
+        .await
+        .context("cannot set the certificate rules")?;
+    let creds = ClientCredentials {
+        client_id: created.client.client_id,
+        client_secret: SecretString::from(created.client_secret),
+    };
+    let client = tollgate_client::Client::new(&url)?;
+    let token = client.client_credentials(&creds, None, None).await?.access_token;
+    let (key, _pkcs8) = tollgate_crypto::SigningKey::generate(SigningAlg::ES256)?;
+    let names = ["a.bench.example.com".to_owned(), "b.bench.example.com".to_owned()];
+    let csr = tollgate_crypto::csr::request(&key, "bench", &names, &[])?;
+    client
+        .with_user_token(token.clone())
+        .sign_server_certificate(&csr, None)
+        .await
+        .context("the benchmark's server certificate was refused")?;
+    Ok((token, csr))
 }
 
 /// An org with a trust policy for the CI issuer's release tokens, and `count` fresh CI

@@ -38,6 +38,8 @@ pub struct RawCrypto {
     pub refresh_hmac: Duration,
     /// ES256 signature over a registry token's signing input (the registry key's default alg).
     pub registry_sign: Duration,
+    /// ES256 (P-256) signature check, as of a CSR's signature.
+    pub p256_verify: Duration,
 }
 
 impl RawCrypto {
@@ -81,6 +83,9 @@ impl RawCrypto {
             .rsplit_once('.')
             .context("a compact JWS has three parts")?;
         let registry_sign = time_per_op(budget, || registry_key.sign(black_box(registry_input.as_bytes())))?;
+        let registry_parsed = UnverifiedJws::parse(&registry_token, registry_token.len())?;
+        let registry_verifier = VerifyingKey::for_signing_key(&registry_key)?;
+        let p256_verify = time_per_op(budget, || registry_parsed.verify(black_box(&registry_verifier)))?;
         Ok(Self {
             alg,
             sign,
@@ -90,6 +95,7 @@ impl RawCrypto {
             exchange_sign,
             refresh_hmac,
             registry_sign,
+            p256_verify,
         })
     }
 
@@ -136,6 +142,15 @@ impl RawCrypto {
         RequestCrypto {
             label: "ES256 sign + HMAC".to_owned(),
             cost: self.registry_sign + self.hmac,
+        }
+    }
+
+    /// The crypto of one server certificate: the caller's access token checked, the CSR's
+    /// P-256 signature checked, and the CA's P-256 signature.
+    pub fn certificate(&self) -> RequestCrypto {
+        RequestCrypto {
+            label: format!("{} verify + ES256 verify + ES256 sign", self.alg),
+            cost: self.verify + self.p256_verify + self.registry_sign,
         }
     }
 }
