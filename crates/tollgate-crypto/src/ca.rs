@@ -281,3 +281,76 @@ pub fn verify_client_leaf_pem(leaf_pem: &str, issuing_pem: &str, now: i64) -> Re
         .map_err(|e| LeafError::Malformed(format!("not PEM: {e}")))?;
     verify_client_leaf(&pem.contents, issuing_pem, now)
 }
+
+/// Checks that `cert_pem`, signed elsewhere (an external CA), is exactly what `leaf` asked
+/// for `csr`'s key: the same public key, subject common name, DNS and IP SANs, key usage
+/// profile, and a validity within the asked one. An external CA is trusted to sign, not to
+/// decide what it signs. The certificate's DER.
+///
+/// # Errors
+/// [`LeafError::Malformed`] naming the first difference.
+pub fn check_external_leaf(cert_pem: &str, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<Vec<u8>, LeafError> {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let differs =
+        |what: &str| LeafError::Malformed(format!("the external CA's certificate differs in {what}"));
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| LeafError::Malformed(format!("not PEM: {e}")))?;
+    let (_, cert) =
+        X509Certificate::from_der(&pem.contents).map_err(|e| LeafError::Malformed(e.to_string()))?;
+    let key = csr.public_key().ok_or_else(|| differs("the key type"))?;
+    if cert.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&key) {
+        return Err(differs("its public key"));
+    }
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok());
+    if cn != Some(leaf.common_name) {
+        return Err(differs("its subject"));
+    }
+    let (mut dns, mut ips) = (Vec::new(), Vec::new());
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => dns.push((*d).to_owned()),
+                GeneralName::IPAddress(b) => ips.push(b.to_vec()),
+                _ => return Err(differs("its SANs (a kind that was not asked for)")),
+            }
+        }
+    }
+    let asked_ips: Vec<Vec<u8>> = leaf
+        .ip_addresses
+        .iter()
+        .map(|ip| match ip {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        })
+        .collect();
+    if dns != leaf.dns_names || ips != asked_ips {
+        return Err(differs("its SANs"));
+    }
+    let eku = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .map(|e| (e.value.client_auth, e.value.server_auth));
+    let wanted = match leaf.profile {
+        LeafProfile::Client => (true, false),
+        LeafProfile::Server => (false, true),
+    };
+    if eku != Some(wanted) || cert.is_ca() {
+        return Err(differs("its key usage (extended key usage or CA flag)"));
+    }
+    let (nb, na) = (
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    );
+    if na > leaf.not_after || nb > leaf.not_after || na <= nb {
+        return Err(differs(
+            "its validity (it may not outlive the lifetime asked for)",
+        ));
+    }
+    Ok(pem.contents)
+}

@@ -39,11 +39,19 @@ pub struct ParsedCsr {
     pub request: CsrRequest,
     /// The subject public key (the BIT STRING's contents).
     key_bits: Vec<u8>,
+    /// The request as PEM (for a CA elsewhere).
+    pem: String,
     /// How the key is written into a certificate; `None` for a key type never issued.
     key_alg: Option<&'static SignatureAlgorithm>,
 }
 
 impl ParsedCsr {
+    /// The request, PEM.
+    #[must_use]
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
     /// The key, for rcgen; `None` for a key type that is never issued.
     pub(crate) fn public_key(&self) -> Option<CsrKey<'_>> {
         self.key_alg.map(|alg| CsrKey {
@@ -157,7 +165,22 @@ pub fn parse(text: &str) -> Result<ParsedCsr, CsrError> {
         request,
         key_bits,
         key_alg,
+        pem: pem_of(&der),
     })
+}
+
+fn pem_of(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+        lines.join("\n")
+    )
 }
 
 fn ip_of(bytes: &[u8]) -> Option<IpAddr> {

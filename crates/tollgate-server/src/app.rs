@@ -88,14 +88,19 @@ impl App {
             rotate_after: config.keys.rotate_after,
         };
         let keys = KeyRing::start(store.clone(), master.clone(), clock.clone(), policy).await?;
-        let ca: Option<Arc<dyn crate::certs::CertificateAuthority>> = if config.certs.enabled {
+        let ca: Option<Arc<dyn crate::certs::CertificateAuthority>> = if !config.certs.enabled {
+            None
+        } else if config.certs.ca == crate::config::CaKind::External {
+            Some(Arc::new(crate::certs::ExternalCa::new(
+                &config.certs.external_url,
+                config.certs.external_token.clone(),
+            )?))
+        } else {
             let internal =
                 crate::certs::InternalCa::start(&*store, &master, clock.now().0, &config.certs.ca_name)
                     .await
                     .map_err(|e| StartError::Bootstrap(format!("the certificate authority: {e}")))?;
             Some(Arc::new(internal))
-        } else {
-            None
         };
         let audit_chain = Arc::new(crate::audit_chain::AuditChain::start(&*store, &master, &clock).await?);
         let hashing = SecretHashing::start(store.clone(), master, clock.clone()).await?;

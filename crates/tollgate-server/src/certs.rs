@@ -40,7 +40,7 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
     /// A short name for metrics and audit (`internal`, …).
     fn id(&self) -> &str;
     /// The PEM chain a verifier needs above the leaves: issuing CA, then root.
-    fn chain_pem(&self) -> String;
+    async fn chain_pem(&self) -> Result<String, ApiError>;
     /// Signs `leaf` for `csr`'s key.
     async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError>;
 }
@@ -140,8 +140,8 @@ impl CertificateAuthority for InternalCa {
         "internal"
     }
 
-    fn chain_pem(&self) -> String {
-        format!("{}{}", self.issuing_pem, self.root_pem)
+    async fn chain_pem(&self) -> Result<String, ApiError> {
+        Ok(format!("{}{}", self.issuing_pem, self.root_pem))
     }
 
     async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError> {
@@ -150,6 +150,111 @@ impl CertificateAuthority for InternalCa {
             key: &self.issuing_key,
         };
         ca::issue(issuer, csr, leaf).map_err(|e| ApiError::internal(&e))
+    }
+}
+
+/// A CA elsewhere, reached over HTTP (a cloud private CA or step-ca behind a small
+/// translating service): `POST <url>/sign` with what to issue, `GET <url>/chain` for its
+/// chain (fetched once, on first need). What it returns is checked against what was asked
+/// (`tollgate_crypto::ca::check_external_leaf`): it signs, it does not decide.
+#[derive(Debug)]
+pub struct ExternalCa {
+    url: String,
+    token: Option<secrecy::SecretString>,
+    http: reqwest::Client,
+    chain: tokio::sync::OnceCell<String>,
+}
+
+impl ExternalCa {
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(url: &str, token: Option<secrecy::SecretString>) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            chain: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    fn request(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        use secrecy::ExposeSecret as _;
+        match &self.token {
+            Some(t) => req.bearer_auth(t.expose_secret()),
+            None => req,
+        }
+    }
+}
+
+fn ca_down(what: String) -> ApiError {
+    tracing::warn!("external CA: {what}");
+    ApiError::new(
+        Reason::CaUnavailable,
+        format!("the external CA could not sign: {what}"),
+    )
+}
+
+#[async_trait]
+impl CertificateAuthority for ExternalCa {
+    fn id(&self) -> &str {
+        "external"
+    }
+
+    async fn chain_pem(&self) -> Result<String, ApiError> {
+        self.chain
+            .get_or_try_init(|| async {
+                let url = format!("{}/chain", self.url);
+                let resp = self
+                    .request(self.http.get(&url))
+                    .send()
+                    .await
+                    .map_err(|e| ca_down(e.to_string()))?;
+                if !resp.status().is_success() {
+                    return Err(ca_down(format!("{url} answered {}", resp.status())));
+                }
+                resp.text().await.map_err(|e| ca_down(e.to_string()))
+            })
+            .await
+            .cloned()
+    }
+
+    async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError> {
+        let body = json!({
+            "csr": csr.pem(),
+            "profile": match leaf.profile { LeafProfile::Client => "client", LeafProfile::Server => "server" },
+            "subject": {"common_name": leaf.common_name, "organization": leaf.organization, "organizational_unit": leaf.organizational_unit},
+            "dns": leaf.dns_names,
+            "ips": leaf.ip_addresses,
+            "not_before": leaf.not_before,
+            "not_after": leaf.not_after,
+            "serial": hex::encode(leaf.serial),
+        });
+        let url = format!("{}/sign", self.url);
+        let resp = self
+            .request(self.http.post(&url).json(&body))
+            .send()
+            .await
+            .map_err(|e| ca_down(e.to_string()))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
+            return Err(ca_down(format!("{url} answered {status}: {text}")));
+        }
+        #[derive(serde::Deserialize)]
+        struct Signed {
+            certificate: String,
+        }
+        let signed: Signed = resp.json().await.map_err(|e| ca_down(format!("{url}: {e}")))?;
+        let der = ca::check_external_leaf(&signed.certificate, csr, leaf).map_err(|e| {
+            tracing::error!("external CA returned a certificate other than asked: {e}");
+            ca_down(e.to_string())
+        })?;
+        Ok(IssuedLeaf {
+            pem: signed.certificate,
+            der,
+        })
     }
 }
 
@@ -162,8 +267,8 @@ fn authority(state: &AppState) -> Result<&dyn CertificateAuthority, ApiError> {
 }
 
 /// The CA chain (PEM), for `GET /v1/ca/chain`.
-pub fn chain(state: &AppState) -> Result<String, ApiError> {
-    Ok(authority(state)?.chain_pem())
+pub async fn chain(state: &AppState) -> Result<String, ApiError> {
+    authority(state)?.chain_pem().await
 }
 
 fn refusal(r: CertRefusal) -> ApiError {
@@ -373,7 +478,7 @@ async fn issue_and_record(
     crate::audit::record_event(state, event).await?;
     Ok(Issued {
         certificate_pem: issued.pem,
-        chain_pem: ca.chain_pem(),
+        chain_pem: ca.chain_pem().await?,
         serial,
         not_before: leaf.not_before,
         not_after: leaf.not_after,
@@ -577,7 +682,7 @@ fn under(path: &str, prefix: &str) -> bool {
 
 /// The ext_authz decision for a request to `path` that Envoy forwarded from `peer` with the
 /// `x-forwarded-client-cert` value `xfcc`: the holder, or the refusal naming why.
-pub fn gateway_decision(
+pub async fn gateway_decision(
     state: &AppState,
     peer: std::net::IpAddr,
     xfcc: Option<&str>,
@@ -605,7 +710,7 @@ pub fn gateway_decision(
             "no client certificate in x-forwarded-client-cert (Envoy: forward_client_cert_details with Cert)",
         )
     })?;
-    let leaf = ca::verify_client_leaf_pem(&pem, &ca.chain_pem(), state.clock.now().0)
+    let leaf = ca::verify_client_leaf_pem(&pem, &ca.chain_pem().await?, state.clock.now().0)
         .map_err(|e| ApiError::new(Reason::ClientCertInvalid, e.to_string()))?;
     let route = gateway
         .routes

@@ -386,6 +386,21 @@ pub struct CertsConfig {
     pub server_ttl: Duration,
     /// Certificates one identity may get per hour (0 = unlimited).
     pub issuance_rate_hourly: u32,
+    /// Where certificates are signed: `internal` (tollgate's own CA) or `external`.
+    pub ca: CaKind,
+    /// The external CA's base URL (`POST <url>/sign`, `GET <url>/chain`).
+    pub external_url: String,
+    /// A bearer token for the external CA, if it needs one.
+    pub external_token: Option<SecretString>,
+}
+
+/// Which CA signs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaKind {
+    #[default]
+    Internal,
+    External,
 }
 
 impl Default for CertsConfig {
@@ -397,6 +412,9 @@ impl Default for CertsConfig {
             ci_job_ttl: Duration::from_secs(120 * 60),
             server_ttl: Duration::from_secs(6 * 24 * 3600),
             issuance_rate_hourly: 60,
+            ca: CaKind::Internal,
+            external_url: String::new(),
+            external_token: None,
         }
     }
 }

@@ -20,7 +20,7 @@ use tollgate_store::CertRulesRecord;
 #[utoipa::path(get, path = "/v1/ca/chain", tag = "certificates",
     responses((status = 200, content_type = "application/pem-certificate-chain", body = String), (status = 404, body = ErrorBody)))]
 pub async fn chain(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let pem = crate::certs::chain(&state)?;
+    let pem = crate::certs::chain(&state).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pem-certificate-chain"),
@@ -162,7 +162,7 @@ pub async fn gateway_authorize(
     let xfcc = headers
         .get("x-forwarded-client-cert")
         .and_then(|v| v.to_str().ok());
-    let leaf = crate::certs::gateway_decision(&state, peer.ip(), xfcc, &path)?;
+    let leaf = crate::certs::gateway_decision(&state, peer.ip(), xfcc, &path).await?;
     let mut response = StatusCode::OK.into_response();
     let h = response.headers_mut();
     for (name, value) in [

@@ -504,3 +504,170 @@ async fn the_gateway_check_decides_from_the_forwarded_client_certificate_and_the
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// A stand-in for an external CA service (a cloud private CA's adapter) on loopback: its
+/// own root and issuing keys; `POST /sign` issues what it is asked — unless told to lie
+/// (a day longer than asked) or to fail — and `GET /chain` serves its chain.
+struct FakeCa {
+    url: String,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+const HONEST: u8 = 0;
+const LIAR: u8 = 1;
+const DOWN: u8 = 2;
+
+struct FakeCaKeys {
+    issuing: SigningKey,
+    chain: String,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+async fn fake_sign(
+    axum::extract::State(keys): axum::extract::State<std::sync::Arc<FakeCaKeys>>,
+    headers: http::HeaderMap,
+    axum::Json(req): axum::Json<serde_json::Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use tollgate_crypto::ca::{self, CaIdentity, Leaf, LeafProfile};
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer s3cret") {
+        return http::StatusCode::UNAUTHORIZED.into_response();
+    }
+    let mode = keys.mode.load(std::sync::atomic::Ordering::SeqCst);
+    if mode == DOWN {
+        return (http::StatusCode::INTERNAL_SERVER_ERROR, "backend down").into_response();
+    }
+    let parsed = csr::parse(req["csr"].as_str().unwrap()).unwrap();
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let dns: Vec<String> = serde_json::from_value(req["dns"].clone()).unwrap();
+    let ips: Vec<std::net::IpAddr> = serde_json::from_value(req["ips"].clone()).unwrap();
+    let (cn, o, ou) = (
+        text(&req["subject"]["common_name"]).unwrap(),
+        text(&req["subject"]["organization"]),
+        text(&req["subject"]["organizational_unit"]),
+    );
+    let extra = if mode == LIAR { 86_400 } else { 0 };
+    let leaf = Leaf {
+        profile: if req["profile"] == "server" {
+            LeafProfile::Server
+        } else {
+            LeafProfile::Client
+        },
+        common_name: &cn,
+        organization: o.as_deref(),
+        organizational_unit: ou.as_deref(),
+        dns_names: &dns,
+        ip_addresses: &ips,
+        not_before: req["not_before"].as_i64().unwrap(),
+        not_after: req["not_after"].as_i64().unwrap() + extra,
+        serial: ca::random_serial(),
+    };
+    let issuer = CaIdentity {
+        common_name: "Fake Cloud Issuing CA",
+        key: &keys.issuing,
+    };
+    let issued = ca::issue(issuer, &parsed, &leaf).unwrap();
+    axum::Json(serde_json::json!({"certificate": issued.pem})).into_response()
+}
+
+impl FakeCa {
+    async fn start() -> Self {
+        use tollgate_crypto::ca::{self, CaIdentity};
+        let root = key(SigningAlg::ES256);
+        let issuing = key(SigningAlg::ES256);
+        let r = CaIdentity {
+            common_name: "Fake Cloud Root CA",
+            key: &root,
+        };
+        let i = CaIdentity {
+            common_name: "Fake Cloud Issuing CA",
+            key: &issuing,
+        };
+        let chain = ca::new_intermediate(r, i, 1_700_000_000, 1_900_000_000).unwrap()
+            + &ca::new_root(r, 1_700_000_000, 1_900_000_000).unwrap();
+        let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(HONEST));
+        let keys = std::sync::Arc::new(FakeCaKeys {
+            issuing,
+            chain,
+            mode: mode.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let chain_keys = keys.clone();
+        let router = axum::Router::new()
+            .route("/sign", axum::routing::post(fake_sign))
+            .route(
+                "/chain",
+                axum::routing::get(move || async move { chain_keys.chain.clone() }),
+            )
+            .with_state(keys);
+        let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            url,
+            mode,
+            _server: server,
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn an_external_ca_signs_and_what_it_returns_is_checked() {
+    let fake = FakeCa::start().await;
+    let url = fake.url.clone();
+    let w = world_with(move |c| {
+        c.certs.ca = tollgate_server::config::CaKind::External;
+        c.certs.external_url = url;
+        c.certs.external_token = Some("s3cret".to_owned().into());
+    })
+    .await;
+    let (alice_id, alice, _) = acme(&w).await;
+    let issued = alice
+        .sign_client_certificate(&client_csr(SigningAlg::ES256), Some("20m"))
+        .await
+        .unwrap();
+    assert_eq!(issued.ca, "external");
+    assert!(issued.chain.contains("BEGIN CERTIFICATE"));
+    assert_eq!(w.app.client.ca_chain().await.unwrap(), issued.chain);
+    openssl_verify(&issued.certificate, &issued.chain, "sslclient").unwrap();
+    let leaf = pem_blocks(&issued.certificate).remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    assert_eq!(
+        cert.subject().to_string(),
+        format!("O=acme, OU=user, CN={alice_id}")
+    );
+    assert_eq!(cert.issuer().to_string(), "CN=Fake Cloud Issuing CA");
+
+    // A certificate other than asked (longer-lived) is not handed out.
+    fake.set(LIAR);
+    assert_eq!(
+        reason(
+            alice
+                .sign_client_certificate(&client_csr(SigningAlg::ES256), None)
+                .await
+        ),
+        "ca-unavailable"
+    );
+    fake.set(DOWN);
+    assert_eq!(
+        reason(
+            alice
+                .sign_client_certificate(&client_csr(SigningAlg::ES256), None)
+                .await
+        ),
+        "ca-unavailable"
+    );
+    let metrics = w.app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("tollgate_cert_issue_errors_total{ca=\"external\",reason=\"ca-unavailable\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_cert_issued_total{ca=\"external\",profile=\"client\"} 1"),
+        "{metrics}"
+    );
+}
