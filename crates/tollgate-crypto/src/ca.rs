@@ -143,14 +143,8 @@ pub struct IssuedLeaf {
     pub der: Vec<u8>,
 }
 
-/// Issues `leaf` for the key of `csr`, signed by `issuer` (an intermediate).
-///
-/// # Errors
-/// A CSR whose key is never issued, a bad name or validity, or a signing failure.
-pub fn issue(issuer: CaIdentity<'_>, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, CryptoError> {
-    let key = csr
-        .public_key()
-        .ok_or_else(|| CryptoError::Certificate("the CSR's key type is not issued".into()))?;
+/// The leaf's certificate parameters (everything but the issuer and the key).
+fn leaf_params(leaf: &Leaf<'_>) -> Result<CertificateParams, CryptoError> {
     let (nb, na) = validity(leaf.not_before, leaf.not_after)?;
     let mut params = CertificateParams::default();
     params.not_before = nb;
@@ -182,6 +176,18 @@ pub fn issue(issuer: CaIdentity<'_>, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result
     }
     sans.extend(leaf.ip_addresses.iter().copied().map(SanType::IpAddress));
     params.subject_alt_names = sans;
+    Ok(params)
+}
+
+/// Issues `leaf` for the key of `csr`, signed by `issuer` (an intermediate).
+///
+/// # Errors
+/// A CSR whose key is never issued, a bad name or validity, or a signing failure.
+pub fn issue(issuer: CaIdentity<'_>, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, CryptoError> {
+    let key = csr
+        .public_key()
+        .ok_or_else(|| CryptoError::Certificate("the CSR's key type is not issued".into()))?;
+    let params = leaf_params(leaf)?;
     let issuer_signer: CertSigner<'_> = checked_signer(issuer.key)?;
     let issuer_params = ca_params(issuer, 0);
     let issuer = rcgen::Issuer::from_params(&issuer_params, &issuer_signer);
@@ -353,4 +359,166 @@ pub fn check_external_leaf(cert_pem: &str, csr: &ParsedCsr, leaf: &Leaf<'_>) -> 
         ));
     }
     Ok(pem.contents)
+}
+
+/// The parameters to sign as the CA whose certificate is `ca_pem`: its exact subject (each
+/// attribute with its string type) and its subject key identifier, so that what it signs
+/// names it as issuer byte for byte and carries its key identifier as authority key id.
+fn issuer_params(ca_pem: &str) -> Result<CertificateParams, CryptoError> {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let bad = |m: &str| CryptoError::Certificate(format!("CA certificate: {m}"));
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).map_err(|_| bad("not PEM"))?;
+    let (_, cert) = X509Certificate::from_der(&pem.contents).map_err(|_| bad("does not parse"))?;
+    let mut dn = DistinguishedName::new();
+    for rdn in cert.subject().iter() {
+        let mut attrs = rdn.iter();
+        let (Some(attr), None) = (attrs.next(), attrs.next()) else {
+            return Err(bad("a multi-valued RDN in its subject is not supported"));
+        };
+        let oid: Vec<u64> = attr
+            .attr_type()
+            .iter()
+            .ok_or_else(|| bad("an OID too large"))?
+            .collect();
+        let value = attr.attr_value();
+        let text =
+            std::str::from_utf8(value.data).map_err(|_| bad("a subject attribute that is not text"))?;
+        let dn_value = match value.tag() {
+            Tag::Utf8String => rcgen::DnValue::Utf8String(text.to_owned()),
+            Tag::PrintableString => rcgen::DnValue::PrintableString(
+                text.try_into().map_err(|_| bad("an invalid PrintableString"))?,
+            ),
+            Tag::Ia5String => {
+                rcgen::DnValue::Ia5String(text.try_into().map_err(|_| bad("an invalid IA5String"))?)
+            }
+            _ => return Err(bad("a subject string type other than UTF8, Printable or IA5")),
+        };
+        let kind = DnType::from_oid(&oid);
+        if dn.get(&kind).is_some() {
+            return Err(bad("a repeated subject attribute type is not supported"));
+        }
+        dn.push(kind, dn_value);
+    }
+    let ski = match cert.get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+    {
+        Ok(Some(ext)) => match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => k.0.to_vec(),
+            _ => return Err(bad("an unreadable subject key identifier")),
+        },
+        _ => return Err(bad("no subject key identifier")),
+    };
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    Ok(params)
+}
+
+/// Issues `leaf` for `csr`'s key as the CA of certificate `issuer_pem` with its `key`
+/// (tollgate's own issuing CA, or one imported).
+///
+/// # Errors
+/// As [`issue`], or an issuer certificate that cannot be signed as.
+pub fn issue_as(
+    issuer_pem: &str,
+    key: &SigningKey,
+    csr: &ParsedCsr,
+    leaf: &Leaf<'_>,
+) -> Result<IssuedLeaf, CryptoError> {
+    let issuer_params = issuer_params(issuer_pem)?;
+    let signer = checked_signer(key)?;
+    let issuer = rcgen::Issuer::from_params(&issuer_params, &signer);
+    let public = csr
+        .public_key()
+        .ok_or_else(|| CryptoError::Certificate("the CSR's key type is not issued".into()))?;
+    let cert = leaf_params(leaf)?
+        .signed_by(&public, &issuer)
+        .map_err(|e| CryptoError::Certificate(e.to_string()))?;
+    Ok(IssuedLeaf {
+        pem: cert.pem(),
+        der: cert.der().to_vec(),
+    })
+}
+
+/// Checks an existing CA to import: the issuing certificate is a CA certified by the root
+/// (P-256 ECDSA), `issuing_key` is its key, and a test leaf issued as it chains back to it
+/// (its subject and key identifier can be reproduced exactly).
+///
+/// # Errors
+/// [`CryptoError::Certificate`] naming the first problem.
+pub fn check_import(
+    root_pem: &str,
+    issuing_pem: &str,
+    issuing_key: &SigningKey,
+    now: i64,
+) -> Result<(), CryptoError> {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let bad = |m: &str| CryptoError::Certificate(format!("import: {m}"));
+    let der = |pem: &str| {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .map(|(_, p)| p.contents)
+            .map_err(|_| bad("a certificate is not PEM"))
+    };
+    let (root_der, issuing_der) = (der(root_pem)?, der(issuing_pem)?);
+    let (_, root) = X509Certificate::from_der(&root_der).map_err(|_| bad("the root does not parse"))?;
+    let (_, issuing) =
+        X509Certificate::from_der(&issuing_der).map_err(|_| bad("the issuing CA does not parse"))?;
+    if !root.is_ca() || !issuing.is_ca() {
+        return Err(bad(
+            "both certificates must be CA certificates (basicConstraints cA)",
+        ));
+    }
+    if issuing.issuer().as_raw() != root.subject().as_raw() {
+        return Err(bad("the issuing CA is not issued by the root"));
+    }
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        &root.public_key().subject_public_key.data,
+    )
+    .verify(issuing.tbs_certificate.as_ref(), &issuing.signature_value.data)
+    .map_err(|_| bad("the root's (P-256) signature on the issuing CA does not verify"))?;
+    if issuing.public_key().raw != issuing_key.public_key_der() {
+        return Err(bad("the issuing key is not the issuing certificate's key"));
+    }
+    // A throwaway leaf must chain to the imported issuer exactly.
+    let probe_key = SigningKey::generate(tollgate_core::SigningAlg::ES256)?.0;
+    let csr = crate::csr::parse(&crate::csr::request(&probe_key, "probe", &[], &[])?)
+        .map_err(|e| bad(&e.to_string()))?;
+    let leaf = Leaf {
+        profile: LeafProfile::Client,
+        common_name: "import check",
+        organization: None,
+        organizational_unit: None,
+        dns_names: &[],
+        ip_addresses: &[],
+        not_before: now,
+        not_after: now + 60,
+        serial: random_serial(),
+    };
+    let issued = issue_as(issuing_pem, issuing_key, &csr, &leaf)?;
+    verify_client_leaf(&issued.der, issuing_pem, now)
+        .map_err(|e| bad(&format!("a test leaf does not chain: {e}")))?;
+    Ok(())
+}
+
+/// The subject common name of a PEM certificate, if it has one.
+#[must_use]
+pub fn common_name(pem: &str) -> Option<String> {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let (_, cert) = X509Certificate::from_der(&p.contents).ok()?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
+    Some(cn)
 }

@@ -96,10 +96,9 @@ impl App {
                 config.certs.external_token.clone(),
             )?))
         } else {
-            let internal =
-                crate::certs::InternalCa::start(&*store, &master, clock.now().0, &config.certs.ca_name)
-                    .await
-                    .map_err(|e| StartError::Bootstrap(format!("the certificate authority: {e}")))?;
+            let internal = crate::certs::InternalCa::start(&*store, &master, clock.now().0, &config.certs)
+                .await
+                .map_err(|e| StartError::Bootstrap(format!("the certificate authority: {e}")))?;
             Some(Arc::new(internal))
         };
         let audit_chain = Arc::new(crate::audit_chain::AuditChain::start(&*store, &master, &clock).await?);

@@ -47,7 +47,6 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
 
 /// The built-in CA: its issuing key and both certificates.
 pub struct InternalCa {
-    issuing_name: String,
     issuing_key: SigningKey,
     issuing_pem: String,
     root_pem: String,
@@ -55,9 +54,7 @@ pub struct InternalCa {
 
 impl std::fmt::Debug for InternalCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InternalCa")
-            .field("issuing_name", &self.issuing_name)
-            .finish_non_exhaustive()
+        f.debug_struct("InternalCa").finish_non_exhaustive()
     }
 }
 
@@ -75,19 +72,25 @@ impl InternalCa {
         store: &dyn Store,
         master: &MasterKey,
         now: i64,
-        ca_name: &str,
+        config: &crate::config::CertsConfig,
     ) -> Result<Self, String> {
         let mut records = store.ca_keys().await.map_err(|e| e.to_string())?;
         if records.is_empty() {
-            let made = make(master, now, ca_name)?;
+            let made = if config.import_issuing.is_empty() {
+                make(master, now, &config.ca_name)?
+            } else {
+                import(master, now, config)?
+            };
             store.create_ca_keys(&made).await.map_err(|e| e.to_string())?;
             records = store.ca_keys().await.map_err(|e| e.to_string())?;
+        } else if !config.import_issuing.is_empty() {
+            tracing::warn!("certs.import_* is ignored: a CA is stored already");
         }
         let find = |role: &str| {
             records
                 .iter()
                 .find(|r| r.role == role)
-                .ok_or_else(|| format!("the stored CA has no {role} key"))
+                .ok_or_else(|| format!("the stored CA has no {role} certificate"))
         };
         let (root, issuing) = (find(ROOT)?, find(ISSUING)?);
         let pkcs8 = master
@@ -95,12 +98,51 @@ impl InternalCa {
             .map_err(|_| "the CA's issuing key does not open with this master key".to_owned())?;
         let issuing_key = SigningKey::from_pkcs8(SigningAlg::ES256, &pkcs8).map_err(|e| e.to_string())?;
         Ok(Self {
-            issuing_name: issuing.common_name.clone(),
             issuing_key,
             issuing_pem: issuing.cert_pem.clone(),
             root_pem: root.cert_pem.clone(),
         })
     }
+}
+
+/// An existing CA from the `certs.import_*` files, checked, sealed for the store (its root
+/// key is not needed, and not kept).
+fn import(master: &MasterKey, now: i64, c: &crate::config::CertsConfig) -> Result<[CaKeyRecord; 2], String> {
+    let read = |path: &str| std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
+    let (root_pem, issuing_pem, key_pem) = (
+        read(&c.import_root)?,
+        read(&c.import_issuing)?,
+        read(&c.import_issuing_key)?,
+    );
+    let body: String = key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pkcs8 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|_| format!("{} is not a PEM key", c.import_issuing_key))?
+    };
+    let key = SigningKey::from_pkcs8(SigningAlg::ES256, &pkcs8)
+        .map_err(|e| format!("{}: a P-256 key in PKCS #8 is needed ({e})", c.import_issuing_key))?;
+    ca::check_import(&root_pem, &issuing_pem, &key, now).map_err(|e| e.to_string())?;
+    let name_of = |pem: &str, fallback: &str| ca::common_name(pem).unwrap_or_else(|| fallback.to_owned());
+    Ok([
+        CaKeyRecord {
+            role: ROOT.to_owned(),
+            common_name: name_of(&root_pem, "imported root"),
+            alg: "ES256".to_owned(),
+            sealed_key: Vec::new(),
+            cert_pem: root_pem,
+            created_at: now,
+        },
+        CaKeyRecord {
+            role: ISSUING.to_owned(),
+            common_name: name_of(&issuing_pem, "imported issuing CA"),
+            alg: "ES256".to_owned(),
+            sealed_key: master.seal(&seal_context(ISSUING), &pkcs8),
+            cert_pem: issuing_pem,
+            created_at: now,
+        },
+    ])
 }
 
 /// A new root and issuing CA, sealed for the store.
@@ -145,11 +187,7 @@ impl CertificateAuthority for InternalCa {
     }
 
     async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError> {
-        let issuer = CaIdentity {
-            common_name: &self.issuing_name,
-            key: &self.issuing_key,
-        };
-        ca::issue(issuer, csr, leaf).map_err(|e| ApiError::internal(&e))
+        ca::issue_as(&self.issuing_pem, &self.issuing_key, csr, leaf).map_err(|e| ApiError::internal(&e))
     }
 }
 

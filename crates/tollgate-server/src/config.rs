@@ -392,6 +392,12 @@ pub struct CertsConfig {
     pub external_url: String,
     /// A bearer token for the external CA, if it needs one.
     pub external_token: Option<SecretString>,
+    /// An existing CA to use instead of making one on the first start: the root and the
+    /// issuing CA certificates (PEM) and the issuing CA's P-256 key (PKCS #8 PEM). Read once,
+    /// when no CA is stored yet.
+    pub import_root: String,
+    pub import_issuing: String,
+    pub import_issuing_key: String,
 }
 
 /// Which CA signs.
@@ -415,6 +421,9 @@ impl Default for CertsConfig {
             ca: CaKind::Internal,
             external_url: String::new(),
             external_token: None,
+            import_root: String::new(),
+            import_issuing: String::new(),
+            import_issuing_key: String::new(),
         }
     }
 }

@@ -671,3 +671,146 @@ async fn an_external_ca_signs_and_what_it_returns_is_checked() {
         "{metrics}"
     );
 }
+
+/// An existing CA made with the `openssl` command line (P-256 root and issuing CA, a
+/// PrintableString country and UTF8String names, SHA-1 key identifiers): files in `dir`.
+fn openssl_ca(dir: &std::path::Path) -> (String, String, String) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "root.key",
+    ]);
+    run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "root.key",
+        "-subj",
+        "/C=DE/O=Example Corp/CN=Example Root",
+        "-days",
+        "3650",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-out",
+        "root.pem",
+    ]);
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "issuing.key",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        "issuing.key",
+        "-subj",
+        "/C=DE/O=Example Corp/CN=Example Issuing",
+        "-out",
+        "issuing.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "issuing.csr",
+        "-CA",
+        "root.pem",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-days",
+        "1000",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "issuing.pem",
+    ]);
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    (path("root.pem"), path("issuing.pem"), path("issuing.key"))
+}
+
+#[tokio::test]
+async fn an_existing_ca_can_be_imported_and_issues_certificates_that_chain_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, issuing, issuing_key) = openssl_ca(dir.path());
+    let (r, i, k) = (root.clone(), issuing.clone(), issuing_key.clone());
+    let w = world_with(move |c| {
+        c.certs.import_root = r;
+        c.certs.import_issuing = i;
+        c.certs.import_issuing_key = k;
+    })
+    .await;
+    let chain = w.app.client.ca_chain().await.unwrap();
+    let expected = std::fs::read_to_string(&issuing).unwrap() + &std::fs::read_to_string(&root).unwrap();
+    assert_eq!(chain, expected);
+    let (_, alice, _) = acme(&w).await;
+    let issued = alice
+        .sign_client_certificate(&client_csr(SigningAlg::EdDSA), None)
+        .await
+        .unwrap();
+    openssl_verify(&issued.certificate, &issued.chain, "sslclient").unwrap();
+    webpki_client_auth(&issued, w.app.clock.now().0).unwrap();
+    let leaf = pem_blocks(&issued.certificate).remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    assert_eq!(
+        cert.issuer().to_string(),
+        "C=DE, O=Example Corp, CN=Example Issuing"
+    );
+
+    // The issuing key must be the issuing certificate's: a wrong one stops the start.
+    let other = dir.path().join("other.key");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut config = tollgate_server::Config::default();
+    let data = tempfile::tempdir().unwrap();
+    config.server.data_dir = data.path().to_owned();
+    config.database.url = tollgate_store::testing::sqlite_url(data.path());
+    config.certs.import_root = root;
+    config.certs.import_issuing = issuing;
+    config.certs.import_issuing_key = other.to_str().unwrap().to_owned();
+    let clock = std::sync::Arc::new(tollgate_server::clock::ManualClock::new(w.app.clock.now()));
+    let refused =
+        tollgate_server::App::build(config, tollgate_crypto::MasterKey::from_bytes([7; 32]), clock).await;
+    let message = refused.expect_err("a wrong issuing key is refused").to_string();
+    assert!(message.contains("not the issuing certificate's key"), "{message}");
+}
