@@ -1439,3 +1439,87 @@ fn cert_request_writes_a_key_a_server_certificate_and_the_chain() {
     assert!(err.contains("san-not-allowed"), "{err}");
     assert!(!out.join("evil.key").exists(), "nothing is written for a refusal");
 }
+
+/// `tollgate cert request --client --token …` (how a CI job or a script asks): the key stays
+/// here, the client certificate names the token's user in its org and verifies with
+/// `openssl verify -purpose sslclient`; a stale token is refused with its reason.
+#[test]
+fn cert_request_with_a_token_writes_a_client_certificate() {
+    let w = login_world();
+    let admin = tollgate_client::Client::new(&w.server.url)
+        .unwrap()
+        .with_admin_token(w.server.admin_token.clone().unwrap().into());
+    let org = tollgate_client::proto::orgs::CreateOrgRequest {
+        name: "acme".into(),
+        owner: Some(w.carol_sub.clone()),
+        ..Default::default()
+    };
+    w.rt.block_on(admin.create_org(&org)).unwrap();
+    let upstream = w._idp.user_token("carol");
+    let exchange = tollgate_client::TokenExchange {
+        audience: Some("tollgate"),
+        org: Some("acme"),
+        ..tollgate_client::TokenExchange::jwt(&upstream)
+    };
+    let in_acme =
+        w.rt.block_on(w.sdk.token_exchange(&exchange))
+            .unwrap()
+            .access_token;
+    let out = w.dir.path().join("client-certs");
+    let args = |name: &'static str| {
+        vec![
+            "cert".to_owned(),
+            "request".into(),
+            "--client".into(),
+            "--key-type".into(),
+            "ed25519".into(),
+            "--out".into(),
+            out.to_str().unwrap().to_owned(),
+            "--name".into(),
+            name.to_owned(),
+            "--ttl".into(),
+            "15m".into(),
+        ]
+    };
+    let mut ok_args = args("me");
+    ok_args.extend(["--token".to_owned(), in_acme.clone()]);
+    let ok_args: Vec<&str> = ok_args.iter().map(String::as_str).collect();
+    w.server.ok(&[], &ok_args);
+    let crt = std::fs::read_to_string(out.join("me.crt")).unwrap();
+    let chain = std::fs::read_to_string(out.join("me-chain.pem")).unwrap();
+    let (issuing, root) = chain.split_at(chain.find("-----END CERTIFICATE-----\n").unwrap() + 26);
+    std::fs::write(out.join("issuing.pem"), issuing).unwrap();
+    std::fs::write(out.join("root.pem"), root).unwrap();
+    let verify = Command::new("openssl")
+        .args(["verify", "-purpose", "sslclient", "-CAfile"])
+        .arg(out.join("root.pem"))
+        .arg("-untrusted")
+        .arg(out.join("issuing.pem"))
+        .arg(out.join("me.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let subject = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in"])
+        .arg(out.join("me.crt"))
+        .output()
+        .unwrap();
+    let subject = String::from_utf8_lossy(&subject.stdout).to_string();
+    assert!(
+        subject.contains(&format!("CN={}", w.carol_sub)) && subject.contains("O=acme"),
+        "{subject} / {crt}"
+    );
+    // A token from before carol's roles changed (from the environment, as in a CI job):
+    // refused with its reason, nothing written.
+    let refused_args = args("stale");
+    let refused_args: Vec<&str> = refused_args.iter().map(String::as_str).collect();
+    let (_, err) = w
+        .server
+        .refused(&[("TOLLGATE_TOKEN", w.carol.as_str())], &refused_args);
+    assert!(err.contains("user-version-stale"), "{err}");
+    assert!(!out.join("stale.key").exists());
+}
