@@ -4,7 +4,8 @@
 //! certificate) and one with three DNS names (a server certificate):
 //! - `raw_sign`: the CA key's ECDSA signature alone, over a message the size of the
 //!   certificate's to-be-signed part;
-//! - `issue`: `ca::issue` of an already checked CSR (DER encoding and signature);
+//! - `issue`: `ca::issue_as` of an already checked CSR as a prepared issuing certificate
+//!   (what the server's internal CA does: DER encoding and signature);
 //! - `csr_and_issue`: parsing the CSR, checking its signature and issuing — the crypto work
 //!   of one `POST /v1/certificates/sign` (the server adds HTTP, a database audit record).
 //!
@@ -32,6 +33,7 @@ const NOW: i64 = 1_800_000_000;
 struct Fixture {
     name: &'static str,
     issuing: SigningKey,
+    issuer: ca::IssuerCert,
     csr_pem: String,
     parsed: ParsedCsr,
     dns: Vec<String>,
@@ -45,6 +47,21 @@ struct Fixture {
 impl Fixture {
     fn new(name: &'static str, dns: &[&str], profile: LeafProfile) -> Self {
         let issuing = SigningKey::generate(SigningAlg::ES256).expect("issuing key").0;
+        let root = SigningKey::generate(SigningAlg::ES256).expect("root key").0;
+        let issuing_pem = ca::new_intermediate(
+            CaIdentity {
+                common_name: "bench root",
+                key: &root,
+            },
+            CaIdentity {
+                common_name: "tollgate Issuing CA",
+                key: &issuing,
+            },
+            NOW - 60,
+            NOW + 86_400,
+        )
+        .expect("issuing certificate");
+        let issuer = ca::IssuerCert::from_pem(&issuing_pem).expect("issuer");
         let subject = SigningKey::generate(SigningAlg::ES256).expect("subject key").0;
         let dns: Vec<String> = dns.iter().map(|d| (*d).to_owned()).collect();
         let csr_pem = csr::request(&subject, "bench", &dns, &[]).expect("csr");
@@ -52,6 +69,7 @@ impl Fixture {
         let mut f = Self {
             name,
             issuing,
+            issuer,
             csr_pem,
             parsed,
             dns,
@@ -84,11 +102,9 @@ impl Fixture {
     }
 
     fn issue_parsed(&self, parsed: &ParsedCsr) -> Vec<u8> {
-        let issuer = CaIdentity {
-            common_name: "tollgate Issuing CA",
-            key: &self.issuing,
-        };
-        ca::issue(issuer, parsed, &self.leaf()).expect("issue").der
+        ca::issue_as(&self.issuer, &self.issuing, parsed, &self.leaf())
+            .expect("issue")
+            .der
     }
 
     fn raw_sign(&self) -> Vec<u8> {

@@ -47,6 +47,7 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
 
 /// The built-in CA: its issuing key and both certificates.
 pub struct InternalCa {
+    issuer: ca::IssuerCert,
     issuing_key: SigningKey,
     issuing_pem: String,
     root_pem: String,
@@ -97,7 +98,9 @@ impl InternalCa {
             .open(&seal_context(ISSUING), &issuing.sealed_key)
             .map_err(|_| "the CA's issuing key does not open with this master key".to_owned())?;
         let issuing_key = SigningKey::from_pkcs8(SigningAlg::ES256, &pkcs8).map_err(|e| e.to_string())?;
+        let issuer = ca::IssuerCert::from_pem(&issuing.cert_pem).map_err(|e| e.to_string())?;
         Ok(Self {
+            issuer,
             issuing_key,
             issuing_pem: issuing.cert_pem.clone(),
             root_pem: root.cert_pem.clone(),
@@ -187,7 +190,7 @@ impl CertificateAuthority for InternalCa {
     }
 
     async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError> {
-        ca::issue_as(&self.issuing_pem, &self.issuing_key, csr, leaf).map_err(|e| ApiError::internal(&e))
+        ca::issue_as(&self.issuer, &self.issuing_key, csr, leaf).map_err(|e| ApiError::internal(&e))
     }
 }
 
