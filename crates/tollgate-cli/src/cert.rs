@@ -67,18 +67,6 @@ pub struct CertRequestArgs {
     store: StoreArgs,
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 /// Writes `bytes` to `path`, readable only by its owner when `private`.
 fn write(path: &Path, bytes: &[u8], private: bool) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
@@ -155,7 +143,11 @@ pub async fn request(args: CertRequestArgs) -> anyhow::Result<()> {
     let key_path = args.out.join(format!("{}.key", args.name));
     let cert_path = args.out.join(format!("{}.crt", args.name));
     let chain_path = args.out.join(format!("{}-chain.pem", args.name));
-    write(&key_path, pem("PRIVATE KEY", &pkcs8).as_bytes(), true)?;
+    write(
+        &key_path,
+        tollgate_crypto::pem_encode("PRIVATE KEY", &pkcs8).as_bytes(),
+        true,
+    )?;
     write(&cert_path, issued.certificate.as_bytes(), false)?;
     write(&chain_path, issued.chain.as_bytes(), false)?;
     eprintln!(

@@ -226,27 +226,24 @@ pub enum LeafError {
     NotForClients,
 }
 
-/// Checks that `leaf_der` is a client certificate issued by `issuing_pem`'s CA (an ES256
-/// intermediate, as [`issue`] makes) and valid at `now`; what it names.
+/// Checks that `leaf_der` is a client certificate issued by `issuer` (an ES256 CA, as
+/// [`issue`] makes) and valid at `now`; what it names.
 ///
 /// # Errors
 /// The [`LeafError`] that says which check failed.
-pub fn verify_client_leaf(leaf_der: &[u8], issuing_pem: &str, now: i64) -> Result<LeafInfo, LeafError> {
+pub fn verify_client_leaf(leaf_der: &[u8], issuer: &IssuerCert, now: i64) -> Result<LeafInfo, LeafError> {
     use x509_parser::prelude::{FromDer as _, X509Certificate};
-    let malformed = |e: &dyn std::fmt::Display| LeafError::Malformed(e.to_string());
-    let (_, issuing_pem) =
-        x509_parser::pem::parse_x509_pem(issuing_pem.as_bytes()).map_err(|e| malformed(&e))?;
-    let (_, issuing) = X509Certificate::from_der(&issuing_pem.contents).map_err(|e| malformed(&e))?;
-    let (rest, leaf) = X509Certificate::from_der(leaf_der).map_err(|e| malformed(&e))?;
+    let (rest, leaf) =
+        X509Certificate::from_der(leaf_der).map_err(|e| LeafError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(LeafError::Malformed("trailing bytes".into()));
     }
-    if leaf.issuer().as_raw() != issuing.subject().as_raw() {
+    if leaf.issuer().as_raw() != issuer.subject.as_slice() {
         return Err(LeafError::WrongIssuer);
     }
     aws_lc_rs::signature::UnparsedPublicKey::new(
         &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        &issuing.public_key().subject_public_key.data,
+        &issuer.public_key,
     )
     .verify(leaf.tbs_certificate.as_ref(), &leaf.signature_value.data)
     .map_err(|_| LeafError::BadSignature)?;
@@ -282,10 +279,10 @@ pub fn verify_client_leaf(leaf_der: &[u8], issuing_pem: &str, now: i64) -> Resul
 ///
 /// # Errors
 /// As [`verify_client_leaf`]; [`LeafError::Malformed`] when it is not PEM.
-pub fn verify_client_leaf_pem(leaf_pem: &str, issuing_pem: &str, now: i64) -> Result<LeafInfo, LeafError> {
+pub fn verify_client_leaf_pem(leaf_pem: &str, issuer: &IssuerCert, now: i64) -> Result<LeafInfo, LeafError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(leaf_pem.as_bytes())
         .map_err(|e| LeafError::Malformed(format!("not PEM: {e}")))?;
-    verify_client_leaf(&pem.contents, issuing_pem, now)
+    verify_client_leaf(&pem.contents, issuer, now)
 }
 
 /// Checks that `cert_pem`, signed elsewhere (an external CA), is exactly what `leaf` asked
@@ -361,15 +358,14 @@ pub fn check_external_leaf(cert_pem: &str, csr: &ParsedCsr, leaf: &Leaf<'_>) -> 
     Ok(pem.contents)
 }
 
-/// The parameters to sign as the CA whose certificate is `ca_pem`: its exact subject (each
+/// The parameters to sign as the CA of certificate `cert`: its exact subject (each
 /// attribute with its string type) and its subject key identifier, so that what it signs
 /// names it as issuer byte for byte and carries its key identifier as authority key id.
-fn issuer_params(ca_pem: &str) -> Result<CertificateParams, CryptoError> {
+fn issuer_params(
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<CertificateParams, CryptoError> {
     use x509_parser::der_parser::asn1_rs::Tag;
-    use x509_parser::prelude::{FromDer as _, X509Certificate};
     let bad = |m: &str| CryptoError::Certificate(format!("CA certificate: {m}"));
-    let (_, pem) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).map_err(|_| bad("not PEM"))?;
-    let (_, cert) = X509Certificate::from_der(&pem.contents).map_err(|_| bad("does not parse"))?;
     let mut dn = DistinguishedName::new();
     for rdn in cert.subject().iter() {
         let mut attrs = rdn.iter();
@@ -420,21 +416,31 @@ fn issuer_params(ca_pem: &str) -> Result<CertificateParams, CryptoError> {
     Ok(params)
 }
 
-/// A CA certificate prepared for signing as it (its exact subject and key identifier), read
-/// once: issuing with it costs no parsing.
+/// A CA certificate read once, for signing as it (its exact subject and key identifier)
+/// and for checking what it signed (its subject and public key): no parsing per use.
 #[derive(Debug, Clone)]
 pub struct IssuerCert {
     params: CertificateParams,
+    /// The subject, DER, as leaves name their issuer.
+    subject: Vec<u8>,
+    /// The public key (the BIT STRING's contents: a P-256 point).
+    public_key: Vec<u8>,
 }
 
 impl IssuerCert {
-    /// Reads the CA certificate `pem`.
+    /// Reads the CA certificate `pem` (the first one, when it is a chain).
     ///
     /// # Errors
     /// A certificate that cannot be signed as (see [`check_import`]).
     pub fn from_pem(pem: &str) -> Result<Self, CryptoError> {
+        use x509_parser::prelude::{FromDer as _, X509Certificate};
+        let bad = |m: &str| CryptoError::Certificate(format!("CA certificate: {m}"));
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| bad("not PEM"))?;
+        let (_, cert) = X509Certificate::from_der(&pem.contents).map_err(|_| bad("does not parse"))?;
         Ok(Self {
-            params: issuer_params(pem)?,
+            params: issuer_params(&cert)?,
+            subject: cert.subject().as_raw().to_vec(),
+            public_key: cert.public_key().subject_public_key.data.to_vec(),
         })
     }
 }
@@ -519,8 +525,9 @@ pub fn check_import(
         not_after: now + 60,
         serial: random_serial(),
     };
-    let issued = issue_as(&IssuerCert::from_pem(issuing_pem)?, issuing_key, &csr, &leaf)?;
-    verify_client_leaf(&issued.der, issuing_pem, now)
+    let issuer = IssuerCert::from_pem(issuing_pem)?;
+    let issued = issue_as(&issuer, issuing_key, &csr, &leaf)?;
+    verify_client_leaf(&issued.der, &issuer, now)
         .map_err(|e| bad(&format!("a test leaf does not chain: {e}")))?;
     Ok(())
 }

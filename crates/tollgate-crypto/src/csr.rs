@@ -165,22 +165,8 @@ pub fn parse(text: &str) -> Result<ParsedCsr, CsrError> {
         request,
         key_bits,
         key_alg,
-        pem: pem_of(&der),
+        pem: crate::pem_encode("CERTIFICATE REQUEST", &der),
     })
-}
-
-fn pem_of(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap_or_default())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
-        lines.join("\n")
-    )
 }
 
 fn ip_of(bytes: &[u8]) -> Option<IpAddr> {

@@ -63,6 +63,20 @@ pub fn random_byte_source() -> impl FnMut() -> u8 {
     }
 }
 
+/// `der` as a PEM block labelled `label` (RFC 7468: base64 in lines of 64).
+#[must_use]
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// base64url without padding (RFC 7515 §2).
 pub(crate) fn b64(data: &[u8]) -> String {
     use base64::Engine as _;

@@ -41,6 +41,8 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
     fn id(&self) -> &str;
     /// The PEM chain a verifier needs above the leaves: issuing CA, then root.
     async fn chain_pem(&self) -> Result<String, ApiError>;
+    /// The issuing CA's certificate, read once: to check what it signed.
+    async fn issuer_cert(&self) -> Result<&ca::IssuerCert, ApiError>;
     /// Signs `leaf` for `csr`'s key.
     async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError>;
 }
@@ -49,8 +51,8 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
 pub struct InternalCa {
     issuer: ca::IssuerCert,
     issuing_key: SigningKey,
-    issuing_pem: String,
-    root_pem: String,
+    /// Issuing CA then root, PEM.
+    chain: String,
 }
 
 impl std::fmt::Debug for InternalCa {
@@ -102,8 +104,7 @@ impl InternalCa {
         Ok(Self {
             issuer,
             issuing_key,
-            issuing_pem: issuing.cert_pem.clone(),
-            root_pem: root.cert_pem.clone(),
+            chain: format!("{}{}", issuing.cert_pem, root.cert_pem),
         })
     }
 }
@@ -186,7 +187,11 @@ impl CertificateAuthority for InternalCa {
     }
 
     async fn chain_pem(&self) -> Result<String, ApiError> {
-        Ok(format!("{}{}", self.issuing_pem, self.root_pem))
+        Ok(self.chain.clone())
+    }
+
+    async fn issuer_cert(&self) -> Result<&ca::IssuerCert, ApiError> {
+        Ok(&self.issuer)
     }
 
     async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError> {
@@ -204,6 +209,7 @@ pub struct ExternalCa {
     token: Option<secrecy::SecretString>,
     http: reqwest::Client,
     chain: tokio::sync::OnceCell<String>,
+    issuer: tokio::sync::OnceCell<ca::IssuerCert>,
 }
 
 impl ExternalCa {
@@ -217,6 +223,7 @@ impl ExternalCa {
                 .timeout(Duration::from_secs(10))
                 .build()?,
             chain: tokio::sync::OnceCell::new(),
+            issuer: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -259,6 +266,15 @@ impl CertificateAuthority for ExternalCa {
             })
             .await
             .cloned()
+    }
+
+    async fn issuer_cert(&self) -> Result<&ca::IssuerCert, ApiError> {
+        let chain = self.chain_pem().await?;
+        self.issuer
+            .get_or_try_init(|| async {
+                ca::IssuerCert::from_pem(&chain).map_err(|e| ca_down(format!("its chain: {e}")))
+            })
+            .await
     }
 
     async fn issue(&self, csr: &ParsedCsr, leaf: &Leaf<'_>) -> Result<IssuedLeaf, ApiError> {
@@ -341,10 +357,6 @@ struct Holder {
 /// org grants `certificate:sign:client`.
 async fn client_holder(state: &AppState, claims: &AccessTokenClaims) -> Result<Holder, ApiError> {
     const PERMISSION: &str = "certificate:sign:client";
-    let org_name = match &claims.org {
-        Some(id) => state.store.find_org(id).await?.map(|o| o.name),
-        None => None,
-    };
     if let Some(job) = &claims.ci {
         // The policy as it is now: a grant taken back stops further certificates.
         let granted = crate::workloads::policy_of(state, claims)
@@ -359,6 +371,10 @@ async fn client_holder(state: &AppState, claims: &AccessTokenClaims) -> Result<H
                 ),
             ));
         }
+        let org_name = match &claims.org {
+            Some(id) => state.store.find_org(id).await?.map(|o| o.name),
+            None => None,
+        };
         return Ok(Holder {
             context: TtlContext::CiJob {
                 job_expires_at: claims.exp.0,
@@ -751,7 +767,7 @@ pub async fn gateway_decision(
             "no client certificate in x-forwarded-client-cert (Envoy: forward_client_cert_details with Cert)",
         )
     })?;
-    let leaf = ca::verify_client_leaf_pem(&pem, &ca.chain_pem().await?, state.clock.now().0)
+    let leaf = ca::verify_client_leaf_pem(&pem, ca.issuer_cert().await?, state.clock.now().0)
         .map_err(|e| ApiError::new(Reason::ClientCertInvalid, e.to_string()))?;
     let route = gateway
         .routes

@@ -7,6 +7,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use tollgate_core::Reason;
 
+/// `s` form-urlencoded, for links between the pages (`return_to`, tokens, codes).
+#[must_use]
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// A complete page: `body_html` must be escaped by the caller.
 #[must_use]
 pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response {

@@ -9,7 +9,7 @@ use crate::authz::{MembersRead, MembersWrite, OrgAccess};
 use crate::error::ApiError;
 use crate::extract::json::JsonBody;
 use crate::mail::{Delivery, Mail, escape_html};
-use crate::pages::{self, escape};
+use crate::pages::{self, escape, urlencode};
 use crate::routes::orgs::{event, roles_grant};
 use crate::state::AppState;
 use crate::web_login;
@@ -627,8 +627,4 @@ async fn accept_inner(
         roles = escape(&redeemed.roles.join(", ")),
     );
     Ok(pages::page(StatusCode::OK, "Invite accepted", &body))
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -4,7 +4,7 @@
 //! carry the browser session's anti-forgery token (`crate::web_login`).
 
 use crate::error::ApiError;
-use crate::pages::{self, escape};
+use crate::pages::{self, escape, urlencode};
 use crate::routes::device::{self as device_api, Approver};
 use crate::state::AppState;
 use crate::web_login::{self, WebSession};
@@ -18,10 +18,6 @@ use tollgate_core::claims::UpstreamSubject;
 use tollgate_core::device::{DeviceAuthorization, DeviceState};
 use tollgate_proto::ErrorBody;
 use tollgate_store::UserRecord;
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
 
 fn redirect(to: &str, cookies: &[String]) -> Response {
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response();
